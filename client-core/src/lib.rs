@@ -2,4 +2,6 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod crypto;
+pub mod eap;
 pub mod wire;

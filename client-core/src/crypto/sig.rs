@@ -1,0 +1,343 @@
+//! Peer authentication by certificate: chain and name checks with
+//! rustls-webpki, and AUTH payload signatures (RFC 7296 §2.15 / §3.8 method 1,
+//! RFC 4754 methods 9–11, RFC 7427 method 14).
+
+use core::time::Duration;
+
+use aws_lc_rs::{digest, signature as sg};
+use base64::Engine as _;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::wire::{AuthMethod, PrfId};
+
+/// Why a certificate or signature was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CertError {
+    /// Could not parse the certificate.
+    #[error("the gateway's certificate cannot be parsed")]
+    Unparsable,
+    /// Chain building or validation failed.
+    #[error("certificate not trusted ({0})")]
+    Untrusted(String),
+    /// The certificate does not name the identity the gateway claimed (IDr).
+    #[error("the gateway's certificate is not valid for its identity {0}")]
+    NameMismatch(String),
+    /// The AUTH payload's signature does not verify.
+    #[error("the gateway's AUTH signature does not verify")]
+    BadSignature,
+    /// An authentication method or signature algorithm we do not implement.
+    #[error("unsupported signature scheme: {0}")]
+    Unsupported(String),
+}
+
+/// What a user needs to decide whether to trust a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertSummary {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// `pin-sha256:` + base64(SHA-256(SubjectPublicKeyInfo)), as openconnect prints it.
+    pub pin: String,
+    /// SHA-256 of the whole certificate, hex.
+    pub sha256: String,
+    /// Not-after, as printed by x509-parser.
+    pub not_after: String,
+}
+
+/// Summary of a DER certificate.
+pub fn summarize(der: &[u8]) -> Result<CertSummary, CertError> {
+    let (_, c) = X509Certificate::from_der(der).map_err(|_| CertError::Unparsable)?;
+    let spki = c.tbs_certificate.subject_pki.raw;
+    let pin =
+        base64::engine::general_purpose::STANDARD.encode(digest::digest(&digest::SHA256, spki));
+    Ok(CertSummary {
+        subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
+        pin: format!("pin-sha256:{pin}"),
+        sha256: super::hex(digest::digest(&digest::SHA256, der).as_ref()),
+        not_after: c.validity().not_after.to_string(),
+    })
+}
+
+// OIDs (DER content bytes) of extended key usages accepted for IKE gateways.
+const EKU_IKE_INTERMEDIATE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x08, 0x02, 0x02];
+const EKU_IPSEC_IKE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x11];
+
+/// Validates `ee` (with `intermediates`) to one of `anchors` (DER certificates)
+/// at `unix_time` seconds. A gateway certificate may carry serverAuth (what
+/// Cisco and strongSwan examples use), ikeIntermediate or ipsecIKE as its EKU.
+pub fn verify_chain(
+    ee: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    unix_time: u64,
+) -> Result<(), CertError> {
+    let ee_der = CertificateDer::from(ee);
+    let cert = webpki::EndEntityCert::try_from(&ee_der)
+        .map_err(|e| CertError::Untrusted(e.to_string()))?;
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(&a[..]))
+        .collect();
+    let tas: Vec<_> = anchor_ders
+        .iter()
+        .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
+        .collect();
+    if tas.is_empty() {
+        return Err(CertError::Untrusted("no trust anchors configured".into()));
+    }
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|i| CertificateDer::from(&i[..]))
+        .collect();
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_time));
+    let algs = webpki::ALL_VERIFICATION_ALGS;
+    let mut last = None;
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::required(EKU_IKE_INTERMEDIATE),
+        webpki::KeyUsage::required(EKU_IPSEC_IKE),
+    ] {
+        match cert.verify_for_usage(algs, &tas, &inter, time, usage, None, None) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(CertError::Untrusted(
+        last.map(|e| e.to_string()).unwrap_or_default(),
+    ))
+}
+
+/// Checks that the certificate names `id`: an FQDN or IP against its
+/// subjectAltName (webpki rules), a DN against its subject.
+pub fn verify_identity(ee: &[u8], id: &crate::wire::Id<'_>) -> Result<(), CertError> {
+    use crate::wire::IdType;
+    let mismatch = || CertError::NameMismatch(id.to_string());
+    match id.ty {
+        IdType::DER_ASN1_DN => {
+            let (_, c) = X509Certificate::from_der(ee).map_err(|_| CertError::Unparsable)?;
+            if c.tbs_certificate.subject.as_raw() == id.data {
+                Ok(())
+            } else {
+                Err(mismatch())
+            }
+        }
+        IdType::FQDN | IdType::IPV4_ADDR | IdType::IPV6_ADDR => {
+            let name = match id.ty {
+                IdType::FQDN => {
+                    let s = core::str::from_utf8(id.data).map_err(|_| mismatch())?;
+                    ServerName::try_from(s.to_owned()).map_err(|_| mismatch())?
+                }
+                _ => ServerName::IpAddress(id_ip(id).ok_or_else(mismatch)?.into()),
+            };
+            let der = CertificateDer::from(ee);
+            let cert = webpki::EndEntityCert::try_from(&der).map_err(|_| CertError::Unparsable)?;
+            cert.verify_is_valid_for_subject_name(&name)
+                .map_err(|_| mismatch())
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+fn id_ip(id: &crate::wire::Id<'_>) -> Option<std::net::IpAddr> {
+    match id.data.len() {
+        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(id.data).ok()?)),
+        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(id.data).ok()?)),
+        _ => None,
+    }
+}
+
+/// The key type of a certificate, to pick algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    Rsa,
+    EcP256,
+    EcP384,
+    EcP521,
+    Ed25519,
+}
+
+fn key_of(ee: &[u8]) -> Result<(KeyKind, Vec<u8>), CertError> {
+    let (_, c) = X509Certificate::from_der(ee).map_err(|_| CertError::Unparsable)?;
+    let spki = &c.tbs_certificate.subject_pki;
+    let key = spki.subject_public_key.data.to_vec();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    let kind = match oid.as_str() {
+        "1.2.840.113549.1.1.1" => KeyKind::Rsa,
+        "1.2.840.10045.2.1" => match key.len() {
+            65 => KeyKind::EcP256,
+            97 => KeyKind::EcP384,
+            133 => KeyKind::EcP521,
+            _ => {
+                return Err(CertError::Unsupported(format!(
+                    "EC key of {} bytes",
+                    key.len()
+                )))
+            }
+        },
+        "1.3.101.112" => KeyKind::Ed25519,
+        other => {
+            return Err(CertError::Unsupported(format!(
+                "public key algorithm {other}"
+            )))
+        }
+    };
+    Ok((kind, key))
+}
+
+// Signature AlgorithmIdentifier OIDs, DER-encoded OID element (RFC 7427 §3 / Appendix A).
+const OID_SHA1_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05,
+];
+const OID_SHA256_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+];
+const OID_SHA384_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c,
+];
+const OID_SHA512_RSA: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d,
+];
+const OID_RSA_PSS: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a,
+];
+const OID_ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_ECDSA_SHA384: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+const OID_ECDSA_SHA512: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04];
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+const OID_SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Verifies an AUTH payload made with the private key of certificate `ee`
+/// over `signed` (the responder's signed octets). Returns a short name of the
+/// scheme used, for logs and `probe` output.
+pub fn verify_auth(
+    method: AuthMethod,
+    data: &[u8],
+    signed: &[u8],
+    ee: &[u8],
+    prf: PrfId,
+) -> Result<&'static str, CertError> {
+    let (kind, key) = key_of(ee)?;
+    let check = |alg: &'static dyn sg::VerificationAlgorithm, sig: &[u8]| {
+        sg::UnparsedPublicKey::new(alg, &key)
+            .verify(signed, sig)
+            .is_ok()
+    };
+    match (method, kind) {
+        (AuthMethod::RSA_SIG, KeyKind::Rsa) => {
+            // RFC 7296 §3.8 leaves the hash open; Cisco and strongSwan use
+            // SHA-1, some gateways the PRF's hash. Accept either.
+            if check(&sg::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY, data) {
+                return Ok("RSA_EMSA_PKCS1_SHA1");
+            }
+            let (alg, name): (&'static dyn sg::VerificationAlgorithm, _) = match prf {
+                PrfId::HMAC_SHA2_256 => (
+                    &sg::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                    "RSA_EMSA_PKCS1_SHA2_256",
+                ),
+                PrfId::HMAC_SHA2_384 => {
+                    (&sg::RSA_PKCS1_2048_8192_SHA384, "RSA_EMSA_PKCS1_SHA2_384")
+                }
+                PrfId::HMAC_SHA2_512 => (
+                    &sg::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+                    "RSA_EMSA_PKCS1_SHA2_512",
+                ),
+                _ => return Err(CertError::BadSignature),
+            };
+            if check(alg, data) {
+                Ok(name)
+            } else {
+                Err(CertError::BadSignature)
+            }
+        }
+        (AuthMethod::ECDSA_SHA256_P256, KeyKind::EcP256) => ok_if(
+            check(&sg::ECDSA_P256_SHA256_FIXED, data),
+            "ECDSA_WITH_SHA256",
+        ),
+        (AuthMethod::ECDSA_SHA384_P384, KeyKind::EcP384) => ok_if(
+            check(&sg::ECDSA_P384_SHA384_FIXED, data),
+            "ECDSA_WITH_SHA384",
+        ),
+        (AuthMethod::ECDSA_SHA512_P521, KeyKind::EcP521) => ok_if(
+            check(&sg::ECDSA_P521_SHA512_FIXED, data),
+            "ECDSA_WITH_SHA512",
+        ),
+        (AuthMethod::DIGITAL_SIGNATURE, _) => {
+            // RFC 7427 §3: 1-byte length, AlgorithmIdentifier, signature.
+            let (&n, rest) = data.split_first().ok_or(CertError::BadSignature)?;
+            if rest.len() < n as usize {
+                return Err(CertError::BadSignature);
+            }
+            let (algid, sig) = rest.split_at(n as usize);
+            let has = |o: &[u8]| contains(algid, o);
+            let (alg, name): (&'static dyn sg::VerificationAlgorithm, &'static str) = match kind {
+                KeyKind::Rsa if has(OID_SHA256_RSA) => (
+                    &sg::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                    "RSA_EMSA_PKCS1_SHA2_256",
+                ),
+                KeyKind::Rsa if has(OID_SHA384_RSA) => {
+                    (&sg::RSA_PKCS1_2048_8192_SHA384, "RSA_EMSA_PKCS1_SHA2_384")
+                }
+                KeyKind::Rsa if has(OID_SHA512_RSA) => (
+                    &sg::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+                    "RSA_EMSA_PKCS1_SHA2_512",
+                ),
+                KeyKind::Rsa if has(OID_SHA1_RSA) => (
+                    &sg::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                    "RSA_EMSA_PKCS1_SHA1",
+                ),
+                KeyKind::Rsa if has(OID_RSA_PSS) && has(OID_SHA256) => {
+                    (&sg::RSA_PSS_2048_8192_SHA256, "RSA_EMSA_PSS_SHA2_256")
+                }
+                KeyKind::Rsa if has(OID_RSA_PSS) && has(OID_SHA384) => {
+                    (&sg::RSA_PSS_2048_8192_SHA384, "RSA_EMSA_PSS_SHA2_384")
+                }
+                KeyKind::Rsa if has(OID_RSA_PSS) && has(OID_SHA512) => {
+                    (&sg::RSA_PSS_2048_8192_SHA512, "RSA_EMSA_PSS_SHA2_512")
+                }
+                KeyKind::EcP256 if has(OID_ECDSA_SHA256) => {
+                    (&sg::ECDSA_P256_SHA256_ASN1, "ECDSA-256_WITH_SHA2_256")
+                }
+                KeyKind::EcP384 if has(OID_ECDSA_SHA384) => {
+                    (&sg::ECDSA_P384_SHA384_ASN1, "ECDSA-384_WITH_SHA2_384")
+                }
+                KeyKind::EcP384 if has(OID_ECDSA_SHA256) => {
+                    (&sg::ECDSA_P384_SHA256_ASN1, "ECDSA-384_WITH_SHA2_256")
+                }
+                KeyKind::EcP256 if has(OID_ECDSA_SHA384) => {
+                    (&sg::ECDSA_P256_SHA384_ASN1, "ECDSA-256_WITH_SHA2_384")
+                }
+                KeyKind::EcP521 if has(OID_ECDSA_SHA512) => {
+                    (&sg::ECDSA_P521_SHA512_ASN1, "ECDSA-521_WITH_SHA2_512")
+                }
+                KeyKind::Ed25519 if has(OID_ED25519) => (&sg::ED25519, "ED25519"),
+                _ => {
+                    return Err(CertError::Unsupported(format!(
+                        "RFC 7427 AlgorithmIdentifier {}",
+                        super::hex(algid)
+                    )))
+                }
+            };
+            ok_if(check(alg, sig), name)
+        }
+        (m, k) => Err(CertError::Unsupported(format!(
+            "AUTH method {m} with a {k:?} key"
+        ))),
+    }
+}
+
+fn ok_if(ok: bool, name: &'static str) -> Result<&'static str, CertError> {
+    if ok {
+        Ok(name)
+    } else {
+        Err(CertError::BadSignature)
+    }
+}
