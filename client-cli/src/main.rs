@@ -1,1 +1,544 @@
-fn main() {}
+//! `acclient`: command-line front end of the acclient VPN client.
+//!
+//! Exit codes (stable, documented in the README): 0 success, 1 usage or
+//! local error, 2 authentication failed, 3 gateway certificate refused or
+//! gateway not authenticated, 4 gateway unreachable / no answer, 5 protocol
+//! error or other refusal by the gateway.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use acclient_core::crypto::{Secret, SystemRng};
+use acclient_core::driver::{self, Command, DriverOptions, Sockets};
+use acclient_core::eap::EapType;
+use acclient_core::{
+    Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(
+    name = "acclient",
+    version,
+    about = "AnyConnect-compatible IKEv2 VPN client"
+)]
+struct Cli {
+    /// More logging: -v progress details, -vv payload-level decode of every IKE message.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Connect, authenticate, set up the CHILD SA, print what the gateway gave, disconnect.
+    Probe(ConnectArgs),
+    /// List the hosts of an AnyConnect XML profile.
+    Profiles {
+        /// Profile file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    /// AnyConnect XML profile.
+    #[arg(long, requires = "host")]
+    profile: Option<PathBuf>,
+    /// Host entry (HostName or HostAddress) in the profile.
+    #[arg(long)]
+    host: Option<String>,
+    /// Gateway address (host[:port]) when not using a profile.
+    #[arg(long, conflicts_with = "profile")]
+    server: Option<String>,
+    /// User name (EAP identity; also our IKE identity unless the profile sets IKEIdentity).
+    #[arg(long)]
+    user: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    passwd_on_stdin: bool,
+    /// Authenticate with the pre-shared key in this file (first line).
+    #[arg(long)]
+    psk_file: Option<PathBuf>,
+    /// EAP method when the profile does not say: mschapv2, md5 or gtc.
+    #[arg(long, value_parser = ["mschapv2", "md5", "gtc"])]
+    eap: Option<String>,
+    /// Trust anchors (PEM) for the gateway's certificate; default: the system store.
+    #[arg(long)]
+    cafile: Option<PathBuf>,
+    /// Accept the gateway certificate with this public key hash (pin-sha256:BASE64).
+    #[arg(long)]
+    servercert: Vec<String>,
+    /// Identity the gateway must present (IDr), e.g. vpn.example.com.
+    #[arg(long)]
+    remote_id: Option<String>,
+    /// Local address to send from.
+    #[arg(long)]
+    source: Option<IpAddr>,
+    /// Local IKE port (default 500 as root, else any).
+    #[arg(long)]
+    source_port: Option<u16>,
+    /// Also offer legacy algorithms (3DES, SHA-1, MODP 1024/1536).
+    #[arg(long)]
+    legacy: bool,
+    /// Largest IKE datagram before fragmenting (RFC 7383).
+    #[arg(long, default_value_t = 1280)]
+    fragment_size: usize,
+    /// Ask for an IPv6 address too.
+    #[arg(long)]
+    ipv6: bool,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
+    /// Never prompt; fail instead.
+    #[arg(long)]
+    non_inter: bool,
+    /// Write IKE SA keys in Wireshark's ikev2_decryption_table format (troubleshooting only!).
+    #[arg(long)]
+    ike_keylog: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ACCLIENT_LOG")
+                .unwrap_or_else(|_| level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let code = match cli.cmd {
+        Cmd::Profiles { file } => profiles(&file).map(|_| 0),
+        Cmd::Probe(a) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(probe(a))
+        }
+    };
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("acclient: {e:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn profiles(file: &PathBuf) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let p = acclient_core::profile::parse(&text).with_context(|| format!("{}", file.display()))?;
+    for h in &p.hosts {
+        println!(
+            "{}\t{}\t{}\t{}",
+            h.name,
+            h.connect_address(),
+            h.user_group.as_deref().unwrap_or("-"),
+            h.primary_protocol.as_deref().unwrap_or("SSL")
+        );
+    }
+    Ok(())
+}
+
+/// Decodes every CERTIFICATE block of a PEM file.
+fn read_pem_certs(path: &PathBuf) -> Result<Vec<Vec<u8>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "-----BEGIN CERTIFICATE-----" {
+            cur = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            let b = cur.take().unwrap_or_default();
+            out.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .with_context(|| format!("bad base64 in {}", path.display()))?,
+            );
+        } else if let Some(c) = cur.as_mut() {
+            c.push_str(line);
+        }
+    }
+    if out.is_empty() {
+        bail!("no certificate in {}", path.display());
+    }
+    Ok(out)
+}
+
+fn eap_methods(name: Option<&str>) -> Result<Vec<EapType>> {
+    Ok(match name.map(|s| s.to_ascii_lowercase()) {
+        None => vec![EapType::MsChapV2, EapType::Md5, EapType::Gtc],
+        Some(s) => match s.trim_start_matches("eap-") {
+            "mschapv2" => vec![EapType::MsChapV2],
+            "md5" => vec![EapType::Md5],
+            "gtc" => vec![EapType::Gtc],
+            other => bail!("unsupported authentication method {other:?} (use EAP-MSCHAPv2, EAP-MD5, EAP-GTC or IKE-PSK)"),
+        },
+    })
+}
+
+fn resolve(host: &str) -> Result<SocketAddr> {
+    let with_port = if host.parse::<IpAddr>().is_ok() || !host.contains(':') {
+        format!("{host}:500")
+    } else {
+        host.to_string()
+    };
+    let with_port = if let Ok(IpAddr::V6(a)) = host.parse::<IpAddr>() {
+        format!("[{a}]:500")
+    } else {
+        with_port
+    };
+    with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("no address for {host}"))
+}
+
+struct Plan {
+    gateway: SocketAddr,
+    label: String,
+    settings_auth: AuthMethod,
+    identity: Option<String>,
+}
+
+fn plan(a: &ConnectArgs) -> Result<Plan> {
+    let (addr, label, method, ike_identity) = match (&a.profile, &a.server) {
+        (Some(p), _) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read profile {}", p.display()))?;
+            let prof =
+                acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
+            let name = a.host.as_deref().unwrap_or_default();
+            let h = prof.host(name).ok_or_else(|| {
+                anyhow!(
+                    "no host {name:?} in {} (acclient profiles {} lists them)",
+                    p.display(),
+                    p.display()
+                )
+            })?;
+            if h.primary_protocol
+                .as_deref()
+                .is_some_and(|x| !x.eq_ignore_ascii_case("ipsec"))
+            {
+                bail!(
+                    "host {} uses PrimaryProtocol {}; acclient speaks IPsec (IKEv2) only",
+                    h.name,
+                    h.primary_protocol.as_deref().unwrap_or("")
+                );
+            }
+            (
+                h.connect_address().to_string(),
+                h.name.clone(),
+                h.auth_method.clone(),
+                h.ike_identity.clone(),
+            )
+        }
+        (None, Some(s)) => (s.clone(), s.clone(), None, None),
+        (None, None) => bail!("give --server ADDR, or --profile FILE --host NAME"),
+    };
+    let gateway = resolve(&addr)?;
+    let psk = match &a.psk_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read PSK file {}", f.display()))?,
+        ),
+        None => None,
+    };
+    let auth = match (psk, method.as_deref()) {
+        (Some(k), _) => AuthMethod::Psk(Secret::new(
+            k.lines().next().unwrap_or("").as_bytes().to_vec(),
+        )),
+        (None, Some(m)) if m.eq_ignore_ascii_case("IKE-PSK") => {
+            bail!("the profile asks for IKE-PSK: give --psk-file")
+        }
+        (None, m) => AuthMethod::Eap(eap_methods(a.eap.as_deref().or(m))?),
+    };
+    Ok(Plan {
+        gateway,
+        label,
+        settings_auth: auth,
+        identity: ike_identity,
+    })
+}
+
+fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no terminal to ask on (use --passwd-on-stdin or --non-inter)")?;
+    let mut w = &tty;
+    write!(w, "{prompt}")?;
+    w.flush()?;
+    let echo_off = hidden
+        && std::process::Command::new("stty")
+            .arg("-echo")
+            .stdin(tty.try_clone()?)
+            .status()
+            .is_ok_and(|s| s.success());
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
+    if echo_off {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(tty.try_clone()?)
+            .status();
+        writeln!(w)?;
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn probe(a: ConnectArgs) -> Result<i32> {
+    let p = plan(&a)?;
+    let started = Instant::now();
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+    let ike_port = a.source_port.unwrap_or(if is_root { 500 } else { 0 });
+    let nat_port = if ike_port == 500 { 4500 } else { 0 };
+    let socks = Sockets::bind(p.gateway, 4500, a.source, ike_port, nat_port)
+        .await
+        .with_context(|| format!("cannot open UDP sockets towards {}", p.gateway))?;
+    let local = socks.local_addr()?;
+    let user = a.user.clone();
+    let identity = match (&p.identity, &user) {
+        (Some(id), _) => Identity::for_user(id),
+        (None, Some(u)) => Identity::for_user(u),
+        (None, None) => Identity::Address,
+    };
+    let mut s = Settings::new(p.gateway, local, identity, p.settings_auth.clone());
+    s.username = user.clone();
+    s.remote_id = a.remote_id.clone();
+    s.legacy = a.legacy;
+    s.fragment_size = a.fragment_size;
+    s.request_ipv6 = a.ipv6;
+    if a.passwd_on_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        s.password = Some(Secret::new(
+            line.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+        ));
+    }
+    s.trust.anchors = match &a.cafile {
+        Some(f) => read_pem_certs(f)?,
+        None => {
+            read_pem_certs(&PathBuf::from("/etc/ssl/certs/ca-certificates.crt")).unwrap_or_default()
+        }
+    };
+    for pin in &a.servercert {
+        if !pin.starts_with("pin-sha256:") {
+            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused), got {pin:?}");
+        }
+        s.trust.pins.push(pin.clone());
+    }
+    s.trust.unix_time = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let session =
+        Session::new(s, Box::new(SystemRng), Instant::now()).map_err(|e| anyhow!("{e}"))?;
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let opts = DriverOptions {
+        ike_keylog: a.ike_keylog.clone(),
+    };
+    let task = tokio::spawn(driver::run(session, socks, opts, ev_tx, cmd_rx));
+    let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
+    let deadline = tokio::time::sleep(Duration::from_secs(a.timeout));
+    tokio::pin!(deadline);
+    let mut connected = None;
+    let mut connect_ms = 0u128;
+    let mut closing = false;
+    loop {
+        let ev = tokio::select! {
+            e = ev_rx.recv() => e,
+            _ = &mut deadline, if !closing => {
+                eprintln!("acclient: no connection after {} s", a.timeout);
+                let _ = cmd_tx.send(Command::Close);
+                closing = true;
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
+        match ev {
+            Event::Progress(pr) => {
+                if !a.json {
+                    match pr {
+                        Progress::Contacting => {
+                            eprintln!("Contacting {} ({}).", p.label, p.gateway)
+                        }
+                        Progress::SaInitDone { proposal, nat } => eprintln!(
+                            "IKE SA negotiated: {proposal}{}",
+                            if nat { " (NAT detected)" } else { "" }
+                        ),
+                        Progress::GatewayAuthenticated { id, scheme } => {
+                            eprintln!("Gateway {id} authenticated ({scheme}).")
+                        }
+                        Progress::Eap(m) => eprintln!("Authenticating with EAP-{m}..."),
+                        other => tracing::info!("{other:?}"),
+                    }
+                }
+            }
+            Event::Prompt(pr) => {
+                let ans = match &pr.kind {
+                    PromptKind::Password { user } => {
+                        if !interactive {
+                            eprintln!("acclient: the gateway asks for a password; give --passwd-on-stdin (non-interactive)");
+                            let _ = cmd_tx.send(Command::Close);
+                            closing = true;
+                            continue;
+                        }
+                        Answer::Secret(Secret::new(
+                            prompt_line(&format!("Password for {user}: "), true)?.into_bytes(),
+                        ))
+                    }
+                    PromptKind::TrustCertificate { summary, reason } => {
+                        eprintln!("The gateway's certificate is not trusted: {reason}");
+                        eprintln!("  subject:  {}", summary.subject);
+                        eprintln!("  issuer:   {}", summary.issuer);
+                        eprintln!("  SHA-256:  {}", summary.sha256);
+                        eprintln!("  key pin:  {}", summary.pin);
+                        let yes = interactive
+                            && prompt_line("Connect anyway? [y/N] ", false)?
+                                .trim()
+                                .eq_ignore_ascii_case("y");
+                        if !yes && !interactive {
+                            eprintln!(
+                                "Refused (non-interactive). To trust it, pass --servercert {}",
+                                summary.pin
+                            );
+                        }
+                        Answer::Accept(yes)
+                    }
+                };
+                let _ = cmd_tx.send(Command::Answer(pr.id, ans));
+            }
+            Event::ChildSa(_) => {}
+            Event::Connected(cfg) => {
+                connect_ms = started.elapsed().as_millis();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = cmd_tx.send(Command::Status(tx));
+                let st = rx.await.ok();
+                connected = Some((cfg, st));
+                let _ = cmd_tx.send(Command::Close);
+                closing = true;
+            }
+            Event::Disconnected(r) => {
+                if connected.is_none() {
+                    eprintln!("acclient: {r}");
+                    return Ok(r.exit_code());
+                }
+                break;
+            }
+        }
+    }
+    let reason = task
+        .await
+        .unwrap_or(DisconnectReason::Local("driver task failed".into()));
+    let Some((cfg, st)) = connected else {
+        eprintln!("acclient: {reason}");
+        return Ok(reason.exit_code().max(1));
+    };
+    print_result(&a, &p, &cfg, st.as_ref(), connect_ms);
+    Ok(0)
+}
+
+fn print_result(
+    a: &ConnectArgs,
+    p: &Plan,
+    cfg: &acclient_core::TunnelConfig,
+    st: Option<&driver::Status>,
+    ms: u128,
+) {
+    let hex = acclient_core::crypto::hex;
+    let addrs: Vec<String> = cfg
+        .addresses
+        .iter()
+        .map(|(a, l)| format!("{a}/{l}"))
+        .collect();
+    let dns: Vec<String> = cfg.dns.iter().map(|d| d.to_string()).collect();
+    let nbns: Vec<String> = cfg.nbns.iter().map(|d| d.to_string()).collect();
+    let subnets: Vec<String> = cfg
+        .subnets
+        .iter()
+        .map(|(a, l)| format!("{a}/{l}"))
+        .collect();
+    let tsl: Vec<String> = cfg.ts_local.iter().map(|t| t.to_string()).collect();
+    let tsr: Vec<String> = cfg.ts_remote.iter().map(|t| t.to_string()).collect();
+    let (ike_i, ike_r) = st
+        .map(|s| (hex(&s.ike_spis.0), hex(&s.ike_spis.1)))
+        .unwrap_or_default();
+    let (c_in, c_out) = st
+        .and_then(|s| s.child_spis)
+        .map(|(i, o)| (format!("{i:08x}"), format!("{o:08x}")))
+        .unwrap_or_default();
+    let ike_suite = st.and_then(|s| s.ike_suite.clone()).unwrap_or_default();
+    let esp_suite = st.and_then(|s| s.esp_suite.clone()).unwrap_or_default();
+    let nat_t = st.is_some_and(|s| s.nat_t);
+    if a.json {
+        let v = serde_json::json!({
+            "gateway": p.gateway.to_string(),
+            "host": p.label,
+            "connect_ms": ms,
+            "addresses": addrs, "dns": dns, "nbns": nbns, "subnets": subnets, "domains": cfg.domains,
+            "ts_local": tsl, "ts_remote": tsr,
+            "ike": { "spi_i": ike_i, "spi_r": ike_r, "algorithms": ike_suite, "nat_t": nat_t },
+            "child": { "spi_in": c_in, "spi_out": c_out, "algorithms": esp_suite, "mode": "tunnel" },
+            "lifetimes": { "ike_rekey_s": 4 * 3600, "child_rekey_s": 3600, "note": "gateway-initiated rekeys are answered" },
+            "unknown_attributes": cfg.unknown.iter().map(|(t, v)| serde_json::json!({"type": t, "length": v.len()})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        println!("Connected to {} ({}) in {ms} ms", p.label, p.gateway);
+        println!("  address:     {}", addrs.join(", "));
+        println!(
+            "  DNS:         {}",
+            if dns.is_empty() {
+                "-".into()
+            } else {
+                dns.join(", ")
+            }
+        );
+        if !nbns.is_empty() {
+            println!("  NBNS:        {}", nbns.join(", "));
+        }
+        if !subnets.is_empty() {
+            println!("  subnets:     {}", subnets.join(", "));
+        }
+        if !cfg.domains.is_empty() {
+            println!("  domains:     {}", cfg.domains.join(", "));
+        }
+        println!("  local TS:    {}", tsl.join(", "));
+        println!("  remote TS:   {}", tsr.join(", "));
+        println!(
+            "  IKE SA:      {ike_suite}, SPIs {ike_i}_i {ike_r}_r{}",
+            if nat_t { ", NAT-T (UDP 4500)" } else { "" }
+        );
+        println!("  CHILD SA:    {esp_suite}, SPIs {c_in}_i {c_out}_o, tunnel mode");
+        println!("Disconnected (DELETE sent).");
+    }
+}

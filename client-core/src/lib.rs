@@ -1,7 +1,28 @@
 //! acclient-core: an IKEv2 (RFC 7296) remote-access initiator, sans-IO.
+//!
+//! The protocol engine ([`Session`]) takes datagrams, the current time and
+//! the user's answers, and returns datagrams, a deadline and [`Event`]s. It
+//! owns no socket, reads no clock and never blocks. The `driver` module
+//! (feature `driver`) is the thin tokio layer that does the I/O.
+//!
+//! Call order, after every input (`handle_datagram`, `handle_timeout`,
+//! `answer`, `close`): drain `poll_transmit`, then `poll_event`, then sleep
+//! until `poll_timeout`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod eap;
+pub mod event;
+pub mod ike;
+pub mod profile;
+pub mod settings;
 pub mod wire;
+
+pub use event::{
+    Answer, DisconnectReason, Event, Progress, Prompt, PromptId, PromptKind, TunnelConfig,
+};
+pub use ike::session::{ApiMisuse, Received, Session, State, Stats, Transmit};
+pub use settings::{AuthMethod, Identity, Settings, Trust};

@@ -1,0 +1,2236 @@
+//! The IKEv2 initiator as a sans-IO state machine (RFC 7296 §1.2–§1.5, §2).
+//!
+//! Inputs are `handle_*` calls carrying datagrams, the current time and the
+//! user's answers; outputs are drained with `poll_transmit`, `poll_timeout`
+//! and `poll_event`, in that order, after every input (quinn-proto style).
+//!
+//! ```text
+//! Initiator                         Responder
+//! HDR, SAi1, KEi, Ni, N(NAT_D)*, N(FRAG_SUP), N(SIG_HASH)  -->        IKE_SA_INIT
+//!                       <--  HDR, SAr1, KEr, Nr, [CERTREQ], N(NAT_D)*
+//!   ... float to UDP 4500 with the non-ESP marker (RFC 3948 §2.2) ...
+//! HDR, SK {IDi, [IDr], [AUTH], [CERTREQ], CP(CFG_REQUEST), SAi2, TSi, TSr}  -->   IKE_AUTH
+//!                       <--  HDR, SK {IDr, [CERT+], AUTH, [EAP] | CP(CFG_REPLY), SAr2, TSi, TSr}
+//! HDR, SK {EAP}  -->  ... <--  HDR, SK {EAP (Success)}                     (EAP rounds, §2.16)
+//! HDR, SK {AUTH}  -->   <--  HDR, SK {AUTH, CP(CFG_REPLY), SAr2, TSi, TSr}
+//! ```
+//! After that the gateway may send INFORMATIONAL (DPD, DELETE) and
+//! CREATE_CHILD_SA (rekeys, §1.3.2/§1.3.3) requests, which we answer; message
+//! IDs follow the window of one (§2.3) with retransmitted requests answered
+//! from a cache (§2.1).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, trace, warn};
+
+use super::describe;
+use super::fragment::{FragError, Reassembly};
+use super::proposals::{self, EspSuite, IkeSuite};
+use crate::crypto::cipher::Protection;
+use crate::crypto::dh::KeyPair;
+use crate::crypto::keymat::{self, IkeKeys, KeyLengths};
+use crate::crypto::prf::Prf;
+use crate::crypto::sig;
+use crate::crypto::{Rng, Secret};
+use crate::eap::{EapPeer, Step};
+use crate::event::*;
+use crate::settings::{AuthMethod as LocalAuth, Identity, Settings};
+use crate::wire::{
+    self, emit_chain, parse_chain, Auth, AuthMethod, Cert, CertEncoding, CfgAttr, CfgAttribute,
+    CfgType, ConfigPayload, Delete, Direction, ExchangeType, Flags, HashAlgorithm, Header, Id,
+    IdType, Ke, Message, Notify, NotifyType, Payload, PayloadBody, PayloadType, ProtocolId,
+    SaPayload, Skf, TrafficSelector, TsPayload, Writer, HEADER_LEN,
+};
+
+/// Where the session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// IKE_SA_INIT sent, waiting for the answer.
+    SaInit,
+    /// IKE_AUTH in progress (including EAP rounds and prompts).
+    Authenticating,
+    /// IKE SA and CHILD SA are up.
+    Established,
+    /// We sent DELETE and wait for the answer.
+    Closing,
+    /// Nothing more will happen.
+    Closed,
+}
+
+/// A datagram to send: the bytes are `buf[..size]` of the `poll_transmit` buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// Length.
+    pub size: usize,
+    /// Send from our NAT-T socket (port 4500) rather than the IKE one.
+    pub nat_t: bool,
+}
+
+/// What happened to an incoming datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// An IKE message or keepalive, handled; look at the poll_* outputs.
+    Consumed,
+    /// An ESP packet (non-zero SPI on the NAT-T port), for the data plane.
+    Esp,
+    /// Dropped, with the reason in the log (never ends the session).
+    Dropped(&'static str),
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// IKE datagrams sent (including retransmits and fragments).
+    pub ike_sent: u64,
+    /// IKE datagrams received.
+    pub ike_received: u64,
+    /// Retransmissions.
+    pub retransmits: u64,
+    /// Datagrams dropped (bad SPI, integrity, out of window, malformed).
+    pub dropped: u64,
+    /// Gateway DPD requests answered.
+    pub dpd_answered: u64,
+    /// IKE SA rekeys.
+    pub ike_rekeys: u64,
+    /// CHILD SA rekeys.
+    pub child_rekeys: u64,
+}
+
+/// Timers (one enum, one table; quinn `timer.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Retransmit = 0,
+    Reassembly = 1,
+}
+const TIMERS: usize = 2;
+
+/// The keys and parameters of an established IKE SA.
+struct IkeSa {
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    /// Whether we are the original initiator (I flag, which keys we send with).
+    initiator: bool,
+    suite: IkeSuite,
+    keys: IkeKeys,
+    out: Protection,
+    inp: Protection,
+    next_id: u32,
+    peer_next_id: u32,
+    cached_response: Option<(u32, Vec<Vec<u8>>)>,
+}
+
+impl IkeSa {
+    fn new(
+        suite: IkeSuite,
+        keys: IkeKeys,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        initiator: bool,
+    ) -> IkeSa {
+        let (ei, er) = (keys.sk_ei.clone(), keys.sk_er.clone());
+        let (ai, ar) = (keys.sk_ai.clone(), keys.sk_ar.clone());
+        let mk = |ek, ak| Protection {
+            encr: suite.encr,
+            integ: suite.integ,
+            ek,
+            ak,
+        };
+        let (out, inp) = if initiator {
+            (mk(ei, ai), mk(er, ar))
+        } else {
+            (mk(er, ar), mk(ei, ai))
+        };
+        IkeSa {
+            spi_i,
+            spi_r,
+            initiator,
+            suite,
+            keys,
+            out,
+            inp,
+            next_id: 0,
+            peer_next_id: 0,
+            cached_response: None,
+        }
+    }
+}
+
+struct ChildSa {
+    spi_in: u32,
+    spi_out: u32,
+    suite: EspSuite,
+    ts_local: Vec<TrafficSelector>,
+    ts_remote: Vec<TrafficSelector>,
+}
+
+/// What our outstanding request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    SaInit,
+    Auth,
+    Delete,
+}
+
+struct Outstanding {
+    id: u32,
+    datagrams: Vec<Vec<u8>>,
+    tries: u32,
+    purpose: Purpose,
+}
+
+/// What a pending prompt will resume.
+enum Pending {
+    Password {
+        eap: Vec<u8>,
+    },
+    Cert {
+        plaintext: Vec<u8>,
+        first: PayloadType,
+        reason: String,
+        summary: sig::CertSummary,
+    },
+}
+
+/// Data kept between IKE_SA_INIT and the end of IKE_AUTH.
+struct InitData {
+    dh: KeyPair,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    offer: SaPayload,
+    cookie: Option<Vec<u8>>,
+    msg1: Vec<u8>,
+    msg2: Vec<u8>,
+    idi_body: Vec<u8>,
+    idr_body: Option<Vec<u8>>,
+    child_spi: u32,
+    esp_offer: SaPayload,
+    eap: Option<EapPeer>,
+    msk: Option<Secret>,
+    gateway_verified: bool,
+    eap_done: bool,
+    password: Option<Secret>,
+}
+
+/// One IKEv2 session with one gateway.
+pub struct Session {
+    settings: Settings,
+    rng: Box<dyn Rng>,
+    state: State,
+    spi_i: [u8; 8],
+    nat_t: bool,
+    peer_fragmentation: bool,
+    init: Option<InitData>,
+    ike: Option<IkeSa>,
+    /// The IKE SA replaced by a gateway rekey, kept to answer its DELETE.
+    old_ike: Option<IkeSa>,
+    child: Option<ChildSa>,
+    /// CHILD SAs replaced by a rekey, waiting for the gateway's DELETE: (in, out).
+    old_children: Vec<(u32, u32)>,
+    outstanding: Option<Outstanding>,
+    reassembly: Option<Reassembly>,
+    timers: [Option<Instant>; TIMERS],
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    prompt_seq: u32,
+    pending: Option<(PromptId, Pending)>,
+    config: TunnelConfig,
+    stats: Stats,
+    esp_suite_name: String,
+    last_reassembly_error: Option<String>,
+}
+
+impl Session {
+    /// Starts a session: generates our SPI, DH key and nonce and queues
+    /// IKE_SA_INIT.
+    pub fn new(
+        settings: Settings,
+        mut rng: Box<dyn Rng>,
+        now: Instant,
+    ) -> Result<Session, DisconnectReason> {
+        let mut spi_i = [0u8; 8];
+        rng.fill(&mut spi_i);
+        let mut s = Session {
+            settings,
+            rng,
+            state: State::SaInit,
+            spi_i,
+            nat_t: false,
+            peer_fragmentation: false,
+            init: None,
+            ike: None,
+            old_ike: None,
+            child: None,
+            old_children: Vec::new(),
+            outstanding: None,
+            reassembly: None,
+            timers: [None; TIMERS],
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            prompt_seq: 0,
+            pending: None,
+            config: TunnelConfig::default(),
+            stats: Stats::default(),
+            esp_suite_name: String::new(),
+            last_reassembly_error: None,
+        };
+        if let LocalAuth::Eap(m) = &s.settings.auth {
+            if m.is_empty() {
+                return Err(DisconnectReason::Local("no EAP method enabled".into()));
+            }
+        }
+        let group = wire::DhId::ECP_384;
+        s.start_sa_init(now, group, None)?;
+        Ok(s)
+    }
+
+    // ----- A. getters -----
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The tunnel configuration once connected.
+    pub fn tunnel_config(&self) -> Option<&TunnelConfig> {
+        (self.state == State::Established).then_some(&self.config)
+    }
+
+    /// Negotiated IKE algorithms.
+    pub fn ike_suite(&self) -> Option<String> {
+        self.ike.as_ref().map(|i| i.suite.name())
+    }
+
+    /// Negotiated ESP algorithms.
+    pub fn esp_suite(&self) -> Option<String> {
+        self.child.as_ref().map(|_| self.esp_suite_name.clone())
+    }
+
+    /// IKE SPIs (initiator, responder) of the current IKE SA.
+    pub fn ike_spis(&self) -> ([u8; 8], [u8; 8]) {
+        match &self.ike {
+            Some(i) => (i.spi_i, i.spi_r),
+            None => (self.spi_i, [0; 8]),
+        }
+    }
+
+    /// CHILD SA SPIs (inbound, outbound).
+    pub fn child_spis(&self) -> Option<(u32, u32)> {
+        self.child.as_ref().map(|c| (c.spi_in, c.spi_out))
+    }
+
+    /// Whether we float to UDP 4500.
+    pub fn nat_t(&self) -> bool {
+        self.nat_t
+    }
+
+    /// One line of Wireshark's `ikev2_decryption_table` for the current IKE SA.
+    /// This exposes keys on purpose: only call it when the user asked for a key log.
+    pub fn keylog_line(&self) -> Option<String> {
+        let ike = self.ike.as_ref()?;
+        let h = crate::crypto::hex;
+        use crate::crypto::cipher::{Encr, Integ};
+        let encr = match ike.suite.encr {
+            Encr::AesCbc(16) => "AES-CBC-128 [RFC3602]",
+            Encr::AesCbc(24) => "AES-CBC-192 [RFC3602]",
+            Encr::AesCbc(_) => "AES-CBC-256 [RFC3602]",
+            Encr::AesGcm16(16) => "AES-GCM-128 with 16 octet ICV [RFC5282]",
+            Encr::AesGcm16(_) => "AES-GCM-256 with 16 octet ICV [RFC5282]",
+            Encr::TripleDes => "3DES [RFC2451]",
+        };
+        let integ = match ike.suite.integ {
+            None => "NONE [RFC4306]",
+            Some(Integ::Sha1_96) => "HMAC_SHA1_96 [RFC2404]",
+            Some(Integ::Sha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
+            Some(Integ::Sha384_192) => "HMAC_SHA2_384_192 [RFC4868]",
+            Some(Integ::Sha512_256) => "HMAC_SHA2_512_256 [RFC4868]",
+        };
+        let k = &ike.keys;
+        Some(format!(
+            "{},{},{},{},\"{encr}\",{},{},\"{integ}\"",
+            h(&ike.spi_i),
+            h(&ike.spi_r),
+            h(k.sk_ei.expose()),
+            h(k.sk_er.expose()),
+            h(k.sk_ai.expose()),
+            h(k.sk_ar.expose())
+        ))
+    }
+
+    // ----- B. inputs -----
+
+    /// Feeds a datagram received from `remote`. On the NAT-T port the caller
+    /// passes the UDP payload as is (with the non-ESP marker).
+    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) -> Received {
+        if self.state == State::Closed {
+            return Received::Dropped("session closed");
+        }
+        let data = if remote.port() == self.settings.nat_port {
+            if data == [0xff] {
+                return Received::Consumed; // NAT-T keepalive (RFC 3948 §2.3)
+            }
+            match data {
+                [0, 0, 0, 0, rest @ ..] => rest,
+                _ if data.len() >= 8 => return Received::Esp,
+                _ => return self.drop("runt datagram on NAT-T port"),
+            }
+        } else {
+            data
+        };
+        self.stats.ike_received += 1;
+        let hdr = match Header::parse(data) {
+            Ok(h) => h,
+            Err(e) => return self.drop_w(e),
+        };
+        if hdr.spi_i != self.spi_i && !self.matches_any_sa(&hdr) {
+            return self.drop("unknown IKE SPI");
+        }
+        let r = if hdr.flags.response() {
+            self.on_response(now, &hdr, data)
+        } else {
+            self.on_request(now, &hdr, data)
+        };
+        self.check_timers();
+        r
+    }
+
+    /// Call when `poll_timeout` has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(t) = self.timers[Timer::Reassembly as usize] {
+            if now >= t {
+                self.timers[Timer::Reassembly as usize] = None;
+                if let Some(r) = self.reassembly.take() {
+                    let msg = format!(
+                        "{} of {} fragments of message {} missing after {:?}",
+                        r.missing(),
+                        r.total(),
+                        r.message_id,
+                        self.settings.reassembly_timeout
+                    );
+                    warn!("{msg}");
+                    // The gateway retransmits whole messages, so a retransmit
+                    // of our request lets it try again; only if our own
+                    // retransmits run out is this fatal. Remember why.
+                    if self.outstanding.is_none() {
+                        self.fail(DisconnectReason::Reassembly(msg));
+                        return;
+                    }
+                    self.last_reassembly_error = Some(msg);
+                }
+            }
+        }
+        if let Some(t) = self.timers[Timer::Retransmit as usize] {
+            if now >= t {
+                self.retransmit(now);
+            }
+        }
+    }
+
+    /// Answers a prompt.
+    pub fn answer(&mut self, now: Instant, id: PromptId, answer: Answer) -> Result<(), ApiMisuse> {
+        let Some((pid, pending)) = self.pending.take() else {
+            return Err(ApiMisuse::NoPrompt);
+        };
+        if pid != id {
+            self.pending = Some((pid, pending));
+            return Err(ApiMisuse::WrongPrompt);
+        }
+        match (pending, answer) {
+            (Pending::Password { eap }, Answer::Secret(pw)) => {
+                if let Some(init) = self.init.as_mut() {
+                    init.password = Some(pw);
+                }
+                self.on_eap(now, &eap);
+            }
+            (
+                Pending::Cert {
+                    plaintext,
+                    first,
+                    reason,
+                    summary,
+                },
+                Answer::Accept(yes),
+            ) => {
+                if yes {
+                    info!("certificate {} accepted by the user", summary.pin);
+                    self.settings.trust.pins.push(summary.pin.clone());
+                    self.on_auth_response(now, first, &plaintext);
+                } else {
+                    self.fail(DisconnectReason::CertificateRefused {
+                        reason,
+                        subject: summary.subject,
+                        pin: summary.pin,
+                    });
+                }
+            }
+            (p, _) => {
+                self.pending = Some((pid, p));
+                return Err(ApiMisuse::WrongAnswerType);
+            }
+        }
+        self.check_timers();
+        Ok(())
+    }
+
+    /// Closes the session: sends DELETE for the IKE SA if one exists
+    /// (RFC 7296 §1.4.1) and ends after its answer or a short timeout.
+    pub fn close(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Closing => {}
+            _ if self.ike.is_some()
+                && self
+                    .init
+                    .as_ref()
+                    .is_none_or(|i| i.gateway_verified || i.msg2.is_empty()) =>
+            {
+                let d = Delete {
+                    protocol: ProtocolId::IKE,
+                    spi_size: 0,
+                    spis: &[],
+                };
+                let payloads = [Payload::from(PayloadBody::Delete(d))];
+                self.state = State::Closing;
+                self.send_request(now, ExchangeType::INFORMATIONAL, &payloads, Purpose::Delete);
+            }
+            _ => self.finish(DisconnectReason::LocallyClosed),
+        }
+        self.check_timers();
+    }
+
+    // ----- D. outputs -----
+
+    /// The next datagram to send, written into `buf`.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let d = self.transmits.pop_front()?;
+        buf.clear();
+        if self.nat_t {
+            buf.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        buf.extend_from_slice(&d);
+        self.stats.ike_sent += 1;
+        let mut destination = self.settings.gateway;
+        if self.nat_t {
+            destination.set_port(self.settings.nat_port);
+        }
+        Some(Transmit {
+            destination,
+            size: buf.len(),
+            nat_t: self.nat_t,
+        })
+    }
+
+    /// When to call `handle_timeout` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    /// The next event for the front end.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+/// Wrong use of the API by the caller (never caused by the network).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiMisuse {
+    /// No prompt is pending.
+    #[error("no prompt is pending")]
+    NoPrompt,
+    /// The answer is for another prompt.
+    #[error("the answer is for another prompt")]
+    WrongPrompt,
+    /// The answer does not fit the prompt.
+    #[error("the answer does not fit the prompt")]
+    WrongAnswerType,
+}
+
+const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
+
+fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
+    // RFC 7296 §2.23: SHA-1(SPIi | SPIr | IP | Port).
+    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    c.update(spi_i);
+    c.update(spi_r);
+    match addr.ip() {
+        IpAddr::V4(a) => c.update(&a.octets()),
+        IpAddr::V6(a) => c.update(&a.octets()),
+    }
+    c.update(&addr.port().to_be_bytes());
+    c.finish().as_ref().to_vec()
+}
+
+fn id_payload(identity: &Identity, local: SocketAddr) -> (IdType, Vec<u8>) {
+    match identity {
+        Identity::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
+        Identity::Email(s) => (IdType::RFC822_ADDR, s.as_bytes().to_vec()),
+        Identity::KeyId(s) => (IdType::KEY_ID, s.as_bytes().to_vec()),
+        Identity::Address => match local.ip() {
+            IpAddr::V4(a) => (IdType::IPV4_ADDR, a.octets().to_vec()),
+            IpAddr::V6(a) => (IdType::IPV6_ADDR, a.octets().to_vec()),
+        },
+    }
+}
+
+/// Parses a textual remote identity the way strongSwan does: an IP address,
+/// an FQDN, or user@fqdn.
+fn remote_id_bytes(s: &str) -> (IdType, Vec<u8>) {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => (IdType::IPV4_ADDR, a.octets().to_vec()),
+        Ok(IpAddr::V6(a)) => (IdType::IPV6_ADDR, a.octets().to_vec()),
+        Err(_) if s.contains('@') => (IdType::RFC822_ADDR, s.as_bytes().to_vec()),
+        Err(_) => (IdType::FQDN, s.as_bytes().to_vec()),
+    }
+}
+
+fn prefix_of_mask(m: [u8; 4]) -> u8 {
+    u32::from_be_bytes(m).leading_ones() as u8
+}
+
+impl Session {
+    fn matches_any_sa(&self, h: &Header) -> bool {
+        [&self.ike, &self.old_ike].iter().any(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.spi_i == h.spi_i && s.spi_r == h.spi_r)
+        })
+    }
+
+    fn drop(&mut self, why: &'static str) -> Received {
+        self.stats.dropped += 1;
+        debug!("dropped datagram: {why}");
+        Received::Dropped(why)
+    }
+
+    fn drop_w(&mut self, e: wire::Error) -> Received {
+        self.stats.dropped += 1;
+        debug!("dropped datagram: {e}");
+        Received::Dropped("malformed IKE message")
+    }
+
+    fn fail(&mut self, reason: DisconnectReason) {
+        warn!("{reason}");
+        self.finish(reason);
+    }
+
+    fn finish(&mut self, reason: DisconnectReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.outstanding = None;
+        self.timers = [None; TIMERS];
+        self.pending = None;
+        self.events.push_back(Event::Disconnected(reason));
+    }
+
+    fn check_timers(&mut self) {
+        if self.outstanding.is_none() {
+            self.timers[Timer::Retransmit as usize] = None;
+        }
+        if self.reassembly.is_none() {
+            self.timers[Timer::Reassembly as usize] = None;
+        }
+    }
+
+    fn backoff(&mut self, tries: u32) -> Duration {
+        let r = &self.settings.retransmit;
+        let base = r.initial.saturating_mul(1u32 << tries.min(16)).min(r.max);
+        // ±10 % jitter so many clients behind one gateway outage do not retry in lockstep.
+        let mut j = [0u8; 1];
+        self.rng.fill(&mut j);
+        let f = 0.9 + (j[0] as f64 / 255.0) * 0.2;
+        base.mul_f64(f)
+    }
+
+    fn arm_retransmit(&mut self, now: Instant) {
+        let tries = self.outstanding.as_ref().map_or(0, |o| o.tries);
+        let d = self.backoff(tries);
+        self.timers[Timer::Retransmit as usize] = Some(now + d);
+    }
+
+    fn retransmit(&mut self, now: Instant) {
+        let max = if self.state == State::Closing {
+            1
+        } else {
+            self.settings.retransmit.tries
+        };
+        let Some(o) = self.outstanding.as_mut() else {
+            self.timers[Timer::Retransmit as usize] = None;
+            return;
+        };
+        if o.tries >= max {
+            let tries = o.tries;
+            if self.state == State::Closing {
+                self.finish(DisconnectReason::LocallyClosed);
+            } else if let Some(m) = self.last_reassembly_error.take() {
+                self.fail(DisconnectReason::Reassembly(m));
+            } else {
+                self.fail(DisconnectReason::TimedOut(tries));
+            }
+            return;
+        }
+        o.tries += 1;
+        debug!(
+            "retransmit {} of request {} ({:?})",
+            o.tries, o.id, o.purpose
+        );
+        self.stats.retransmits += 1;
+        let d = o.datagrams.clone();
+        self.transmits.extend(d);
+        self.arm_retransmit(now);
+    }
+
+    // ----- IKE_SA_INIT -----
+
+    fn start_sa_init(
+        &mut self,
+        now: Instant,
+        group: wire::DhId,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<(), DisconnectReason> {
+        let dh = KeyPair::generate(group, self.rng.as_mut())
+            .map_err(|e| DisconnectReason::Local(e.to_string()))?;
+        let mut ni = vec![0u8; 32];
+        self.rng.fill(&mut ni);
+        let offer =
+            proposals::ike_proposals(self.settings.legacy, self.settings.legacy_group1, group);
+        let src = nat_hash(&self.spi_i, &[0; 8], self.settings.local);
+        let dst = nat_hash(&self.spi_i, &[0; 8], self.settings.gateway);
+        let hashes: Vec<u8> = [
+            HashAlgorithm::SHA2_256,
+            HashAlgorithm::SHA2_384,
+            HashAlgorithm::SHA2_512,
+        ]
+        .iter()
+        .flat_map(|h| h.0.to_be_bytes())
+        .collect();
+        let mut payloads = Vec::new();
+        if let Some(c) = &cookie {
+            // RFC 7296 §2.6: the COOKIE notify comes first.
+            payloads.push(Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::COOKIE,
+                c,
+            ))));
+        }
+        payloads.extend([
+            Payload::from(PayloadBody::Sa(offer.clone())),
+            Payload::from(PayloadBody::Ke(Ke {
+                group,
+                data: dh.public(),
+            })),
+            Payload::from(PayloadBody::Nonce(&ni)),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                &src,
+            ))),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                &dst,
+            ))),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                &[],
+            ))),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                &hashes,
+            ))),
+        ]);
+        let msg = Message {
+            header: Header {
+                spi_i: self.spi_i,
+                spi_r: [0; 8],
+                next_payload: PayloadType::NONE,
+                version: 0x20,
+                exchange: ExchangeType::IKE_SA_INIT,
+                flags: Flags(Flags::INITIATOR),
+                message_id: 0,
+                length: 0,
+            },
+            payloads,
+            inner_first: PayloadType::NONE,
+        };
+        let bytes = msg.emit();
+        debug!(
+            "sending IKE_SA_INIT request 0 {}",
+            describe::summary(&msg.payloads)
+        );
+        trace!(
+            "IKE_SA_INIT request payloads:\n{}",
+            describe::detail(&msg.payloads)
+        );
+        let init = InitData {
+            dh,
+            ni,
+            nr: Vec::new(),
+            offer,
+            cookie,
+            msg1: bytes.clone(),
+            msg2: Vec::new(),
+            idi_body: Vec::new(),
+            idr_body: None,
+            child_spi: 0,
+            esp_offer: SaPayload::default(),
+            eap: None,
+            msk: None,
+            gateway_verified: false,
+            eap_done: false,
+            password: self.settings.password.clone(),
+        };
+        self.init = Some(init);
+        self.transmits.push_back(bytes.clone());
+        self.outstanding = Some(Outstanding {
+            id: 0,
+            datagrams: vec![bytes],
+            tries: 0,
+            purpose: Purpose::SaInit,
+        });
+        self.arm_retransmit(now);
+        if self.events.is_empty() {
+            self.events.push_back(Event::Progress(Progress::Contacting));
+        }
+        Ok(())
+    }
+
+    fn on_sa_init_response(&mut self, now: Instant, hdr: &Header, data: &[u8]) -> Received {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => return self.drop_w(e),
+        };
+        debug!(
+            "received IKE_SA_INIT response 0 {}",
+            describe::summary(&msg.payloads)
+        );
+        trace!(
+            "IKE_SA_INIT response payloads:\n{}",
+            describe::detail(&msg.payloads)
+        );
+        if let Err(e) = wire::check_payloads(
+            ExchangeType::IKE_SA_INIT,
+            Direction::Response,
+            &msg.payloads,
+        ) {
+            return self.drop_w(e);
+        }
+        for n in msg.notifies() {
+            match n.ty {
+                NotifyType::COOKIE => {
+                    let cookie = n.data.to_vec();
+                    if self.init.as_ref().is_some_and(|i| i.cookie.is_some()) {
+                        self.fail(DisconnectReason::Protocol(
+                            "the gateway asked for a cookie twice".into(),
+                        ));
+                        return Received::Consumed;
+                    }
+                    info!("gateway requested a COOKIE, retrying");
+                    let group = self
+                        .init
+                        .as_ref()
+                        .map_or(wire::DhId::ECP_384, |i| i.dh.group());
+                    if let Err(e) = self.start_sa_init(now, group, Some(cookie)) {
+                        self.fail(e);
+                    }
+                    return Received::Consumed;
+                }
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let want = n
+                        .data
+                        .get(..2)
+                        .map(|b| wire::DhId(u16::from_be_bytes([b[0], b[1]])));
+                    let offered = self.init.as_ref().is_some_and(|i| {
+                        i.offer.proposals.iter().any(|p| {
+                            p.of_type(wire::TransformType::DH)
+                                .any(|t| Some(wire::DhId(t.id)) == want)
+                        })
+                    });
+                    let current = self.init.as_ref().map(|i| i.dh.group());
+                    match want {
+                        Some(g) if offered && Some(g) != current => {
+                            info!("gateway asked for DH group {g:?}, retrying");
+                            let cookie = self.init.as_ref().and_then(|i| i.cookie.clone());
+                            if let Err(e) = self.start_sa_init(now, g, cookie) {
+                                self.fail(e);
+                            }
+                        }
+                        _ => self.fail(DisconnectReason::Protocol(format!(
+                            "INVALID_KE_PAYLOAD asks for {want:?}, which we did not offer"
+                        ))),
+                    }
+                    return Received::Consumed;
+                }
+                NotifyType::NO_PROPOSAL_CHOSEN => {
+                    self.fail(DisconnectReason::NoProposalChosen(String::new()));
+                    return Received::Consumed;
+                }
+                t if t.is_error() => {
+                    self.fail(DisconnectReason::PeerNotify(t));
+                    return Received::Consumed;
+                }
+                _ => {}
+            }
+        }
+        let Some(init) = self.init.as_mut() else {
+            return Received::Dropped("no IKE_SA_INIT outstanding");
+        };
+        let mut sa = None;
+        let mut ke = None;
+        let mut nr = None;
+        let (mut nat_src, mut nat_dst) = (Vec::new(), Vec::new());
+        let mut frag = false;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa = Some(s),
+                PayloadBody::Ke(k) => ke = Some(k),
+                PayloadBody::Nonce(n) => nr = Some(n.to_vec()),
+                PayloadBody::Notify(n) if n.ty == NotifyType::NAT_DETECTION_SOURCE_IP => {
+                    nat_src.push(n.data.to_vec())
+                }
+                PayloadBody::Notify(n) if n.ty == NotifyType::NAT_DETECTION_DESTINATION_IP => {
+                    nat_dst.push(n.data.to_vec())
+                }
+                PayloadBody::Notify(n) if n.ty == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => {
+                    frag = true
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ke), Some(nr)) = (sa, ke, nr) else {
+            return self.drop("IKE_SA_INIT response without SA, KE or Nr");
+        };
+        let suite = match proposals::select_ike(&init.offer, sa) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(DisconnectReason::Protocol(e.0));
+                return Received::Consumed;
+            }
+        };
+        if suite.dh != init.dh.group() || ke.group != suite.dh {
+            self.fail(DisconnectReason::Protocol(
+                "the gateway's KE does not match the chosen DH group".into(),
+            ));
+            return Received::Consumed;
+        }
+        let gir = match init.dh.shared(ke.data) {
+            Ok(g) => g,
+            Err(e) => {
+                self.fail(DisconnectReason::Protocol(e.to_string()));
+                return Received::Consumed;
+            }
+        };
+        let spi_r = hdr.spi_r;
+        let seed = keymat::skeyseed(&suite.prf, &init.ni, &nr, gir.expose());
+        let integ_len = suite.integ.map_or(0, |i| i.key_len());
+        let keys = keymat::ike_keys(
+            &suite.prf,
+            seed.expose(),
+            &init.ni,
+            &nr,
+            &self.spi_i,
+            &spi_r,
+            KeyLengths {
+                integ: integ_len,
+                encr: suite.encr.key_len(),
+            },
+        );
+        init.nr = nr;
+        init.msg2 = data.to_vec();
+        // NAT detection (§2.23): compare the hashes the gateway computed.
+        let gw_hash = nat_hash(&self.spi_i, &spi_r, self.settings.gateway);
+        let my_hash = nat_hash(&self.spi_i, &spi_r, self.settings.local);
+        let gw_natted = !nat_src.is_empty() && !nat_src.contains(&gw_hash);
+        let me_natted = !nat_dst.is_empty() && !nat_dst.contains(&my_hash);
+        if gw_natted || me_natted {
+            info!(
+                "NAT detected ({})",
+                if me_natted {
+                    "we are behind NAT"
+                } else {
+                    "the gateway is behind NAT"
+                }
+            );
+        }
+        // Float to 4500 always, as AnyConnect does: it keeps ESP in UDP and
+        // works with gateways that fake NAT-D (strongSwan libipsec).
+        self.nat_t = true;
+        self.peer_fragmentation = frag;
+        self.outstanding = None;
+        let nat = gw_natted || me_natted;
+        self.ike = Some(IkeSa::new(suite, keys, self.spi_i, spi_r, true));
+        if let Some(ike) = self.ike.as_mut() {
+            ike.next_id = 1;
+        }
+        self.events.push_back(Event::Progress(Progress::SaInitDone {
+            proposal: suite.name(),
+            nat,
+        }));
+        info!("IKE_SA_INIT done: {}", suite.name());
+        self.state = State::Authenticating;
+        self.send_auth(now);
+        Received::Consumed
+    }
+
+    // ----- encrypted messages -----
+
+    /// Builds the datagrams of an encrypted message (fragmenting if needed).
+    fn seal(
+        &mut self,
+        old: bool,
+        exchange: ExchangeType,
+        id: u32,
+        response: bool,
+        payloads: &[Payload<'_>],
+    ) -> Vec<Vec<u8>> {
+        let mut inner = Writer::new();
+        let first = emit_chain(payloads, PayloadType::NONE, &mut inner);
+        let Self {
+            ike,
+            old_ike,
+            rng,
+            settings,
+            peer_fragmentation,
+            ..
+        } = self;
+        let Some(sa) = (if old { old_ike.as_ref() } else { ike.as_ref() }) else {
+            return vec![];
+        };
+        let mut flags = if sa.initiator { Flags::INITIATOR } else { 0 };
+        if response {
+            flags |= Flags::RESPONSE;
+        }
+        let header = |next: PayloadType| Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            next_payload: next,
+            version: 0x20,
+            exchange,
+            flags: Flags(flags),
+            message_id: id,
+            length: 0,
+        };
+        let marker = if self.nat_t { 4 } else { 0 };
+        let whole = HEADER_LEN + 4 + inner.buf.len() + sa.out.overhead(inner.buf.len());
+        // RFC 7383 §2.5.1: only fragment if the peer supports it, and never IKE_SA_INIT.
+        if !*peer_fragmentation || whole + marker <= settings.fragment_size {
+            let mut w = Writer::new();
+            header(PayloadType::SK).emit(&mut w);
+            w.bytes(&[first.0, 0, 0, 0]);
+            let mut buf = w.buf;
+            sa.out
+                .seal(rng.as_mut(), &mut buf, HEADER_LEN + 2, &inner.buf);
+            return vec![buf];
+        }
+        let room = settings
+            .fragment_size
+            .saturating_sub(marker + HEADER_LEN + 8 + sa.out.overhead(0) + 16)
+            .max(64);
+        let chunks: Vec<&[u8]> = inner.buf.chunks(room).collect();
+        let total = chunks.len() as u16;
+        debug!("splitting IKE message ({whole} bytes) into {total} fragments");
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let num = i as u16 + 1;
+                let mut w = Writer::new();
+                header(PayloadType::SKF).emit(&mut w);
+                w.bytes(&[if num == 1 { first.0 } else { 0 }, 0, 0, 0]);
+                w.u16(num);
+                w.u16(total);
+                let mut buf = w.buf;
+                sa.out.seal(rng.as_mut(), &mut buf, HEADER_LEN + 2, c);
+                buf
+            })
+            .collect()
+    }
+
+    fn send_request(
+        &mut self,
+        now: Instant,
+        exchange: ExchangeType,
+        payloads: &[Payload<'_>],
+        purpose: Purpose,
+    ) {
+        let Some(id) = self.ike.as_ref().map(|i| i.next_id) else {
+            return;
+        };
+        debug!(
+            "sending {exchange:?} request {id} {}",
+            describe::summary(payloads)
+        );
+        trace!(
+            "{exchange:?} request {id} payloads:\n{}",
+            describe::detail(payloads)
+        );
+        let datagrams = self.seal(false, exchange, id, false, payloads);
+        if let Some(ike) = self.ike.as_mut() {
+            ike.next_id += 1;
+        }
+        self.transmits.extend(datagrams.iter().cloned());
+        self.outstanding = Some(Outstanding {
+            id,
+            datagrams,
+            tries: 0,
+            purpose,
+        });
+        self.arm_retransmit(now);
+    }
+
+    fn send_response(
+        &mut self,
+        old: bool,
+        exchange: ExchangeType,
+        id: u32,
+        payloads: &[Payload<'_>],
+    ) {
+        debug!(
+            "sending {exchange:?} response {id} {}",
+            describe::summary(payloads)
+        );
+        trace!(
+            "{exchange:?} response {id} payloads:\n{}",
+            describe::detail(payloads)
+        );
+        let datagrams = self.seal(old, exchange, id, true, payloads);
+        self.transmits.extend(datagrams.iter().cloned());
+        let sa = if old {
+            self.old_ike.as_mut()
+        } else {
+            self.ike.as_mut()
+        };
+        if let Some(sa) = sa {
+            sa.cached_response = Some((id, datagrams));
+            sa.peer_next_id = id.wrapping_add(1);
+        }
+    }
+
+    /// Verifies and decrypts an SK message, or adds an SKF fragment.
+    /// Returns the first inner payload type and the plaintext when complete.
+    fn open(
+        &mut self,
+        now: Instant,
+        old: bool,
+        hdr: &Header,
+        data: &[u8],
+    ) -> Result<Option<(PayloadType, Vec<u8>)>, &'static str> {
+        let (payloads, inner_first) = parse_chain(hdr.next_payload, &data[HEADER_LEN..])
+            .map_err(|_| "malformed IKE message")?;
+        let sa = if old {
+            self.old_ike.as_ref()
+        } else {
+            self.ike.as_ref()
+        }
+        .ok_or("no IKE SA")?;
+        let Some(last) = payloads.last() else {
+            return Err("unencrypted message after IKE_SA_INIT");
+        };
+        // Everything before the encrypted payload must be... nothing (§3.14 allows
+        // only it after the header in practice); refuse plaintext payloads.
+        if payloads.len() != 1 {
+            return Err("unprotected payloads in an encrypted message");
+        }
+        match &last.body {
+            PayloadBody::Sk(_) => {
+                let pt = sa
+                    .inp
+                    .open(data, HEADER_LEN + 4)
+                    .map_err(|_| "integrity check failed")?;
+                Ok(Some((inner_first, pt)))
+            }
+            PayloadBody::Skf(Skf { number, total, .. }) => {
+                let (number, total) = (*number, *total);
+                let pt = sa
+                    .inp
+                    .open(data, HEADER_LEN + 8)
+                    .map_err(|_| "integrity check failed on a fragment")?;
+                let max_f = self.settings.max_fragments;
+                let max_b = self.settings.max_reassembled;
+                if self
+                    .reassembly
+                    .as_ref()
+                    .is_none_or(|r| r.message_id != hdr.message_id)
+                {
+                    match Reassembly::new(hdr.message_id, total, max_f, now) {
+                        Ok(r) => self.reassembly = Some(r),
+                        Err(e) => return Err(frag_err(e)),
+                    }
+                    self.timers[Timer::Reassembly as usize] =
+                        Some(now + self.settings.reassembly_timeout);
+                }
+                let r = self.reassembly.as_mut().ok_or("no reassembly")?;
+                trace!("received fragment #{number} of {total}");
+                match r.add(number, total, inner_first, pt, max_b) {
+                    Ok(Some(done)) => {
+                        debug!("received fragment #{number} of {total}, reassembled fragmented IKE message ({} bytes)", done.1.len());
+                        self.reassembly = None;
+                        self.timers[Timer::Reassembly as usize] = None;
+                        Ok(Some(done))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => {
+                        self.reassembly = None;
+                        Err(frag_err(e))
+                    }
+                }
+            }
+            _ => Err("unencrypted message after IKE_SA_INIT"),
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, hdr: &Header, data: &[u8]) -> Received {
+        let Some(o) = self.outstanding.as_ref() else {
+            return self.drop("response without a request");
+        };
+        // §3.1: the I flag marks the original initiator's messages; the peer's
+        // must carry the opposite of ours.
+        let we_initiated = self.ike.as_ref().is_none_or(|i| i.initiator);
+        if hdr.message_id != o.id || hdr.flags.initiator() == we_initiated {
+            return self.drop("response out of window");
+        }
+        let purpose = o.purpose;
+        if purpose == Purpose::SaInit {
+            if hdr.exchange != ExchangeType::IKE_SA_INIT || hdr.spi_i != self.spi_i {
+                return self.drop("unexpected response to IKE_SA_INIT");
+            }
+            return self.on_sa_init_response(now, hdr, data);
+        }
+        if self
+            .ike
+            .as_ref()
+            .is_none_or(|i| i.spi_i != hdr.spi_i || i.spi_r != hdr.spi_r)
+        {
+            return self.drop("response for another IKE SA");
+        }
+        let (first, pt) = match self.open(now, false, hdr, data) {
+            Ok(Some(x)) => x,
+            Ok(None) => return Received::Consumed,
+            Err(e) => return self.drop(e),
+        };
+        self.outstanding = None;
+        match purpose {
+            Purpose::Auth => self.on_auth_response(now, first, &pt),
+            Purpose::Delete => {
+                debug!("IKE SA deleted");
+                self.finish(DisconnectReason::LocallyClosed);
+            }
+            Purpose::SaInit => {}
+        }
+        Received::Consumed
+    }
+
+    // ----- IKE_AUTH -----
+
+    fn send_auth(&mut self, now: Instant) {
+        let (idt, idd) = id_payload(&self.settings.identity, self.settings.local);
+        let mut spi = [0u8; 4];
+        self.rng.fill(&mut spi);
+        let child_spi = u32::from_be_bytes(spi) | 0xc000_0000;
+        let esp_offer = proposals::esp_proposals(child_spi, self.settings.legacy, None);
+        let idr = self.settings.remote_id.as_deref().map(remote_id_bytes);
+        let idi = Id {
+            ty: idt,
+            data: &idd,
+        };
+        let idi_body = idi.body();
+        let mut payloads = vec![Payload::from(PayloadBody::IdI(idi))];
+        // CERTREQ with the SHA-1 of each trust anchor's SPKI (§3.7), so that
+        // gateways send the certificate that chains to one we know.
+        let certreq: Vec<u8> = self
+            .settings
+            .trust
+            .anchors
+            .iter()
+            .filter_map(|a| {
+                use x509_parser::prelude::FromDer;
+                let (_, c) = x509_parser::certificate::X509Certificate::from_der(a).ok()?;
+                Some(
+                    aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                        c.tbs_certificate.subject_pki.raw,
+                    )
+                    .as_ref()
+                    .to_vec(),
+                )
+            })
+            .flatten()
+            .collect();
+        let eap = matches!(self.settings.auth, LocalAuth::Eap(_));
+        if eap {
+            payloads.push(Payload::from(PayloadBody::CertReq(Cert {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: &certreq,
+            })));
+        }
+        if let Some((t, d)) = &idr {
+            payloads.push(Payload::from(PayloadBody::IdR(Id { ty: *t, data: d })));
+        }
+        let Some(init) = self.init.as_mut() else {
+            return;
+        };
+        let Some(ike) = self.ike.as_ref() else { return };
+        let auth_data;
+        if let LocalAuth::Psk(psk) = &self.settings.auth {
+            let octets = signed_octets(
+                &init.msg1,
+                &init.nr,
+                &ike.suite.prf,
+                ike.keys.sk_pi.expose(),
+                &idi_body,
+            );
+            auth_data = psk_auth(&ike.suite.prf, psk.expose(), &octets);
+            payloads.push(Payload::from(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: &auth_data,
+            })));
+        }
+        let empty: [u8; 0] = [];
+        let mut attrs = vec![
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_ADDRESS,
+                value: &empty,
+            },
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_NETMASK,
+                value: &empty,
+            },
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_DNS,
+                value: &empty,
+            },
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_NBNS,
+                value: &empty,
+            },
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_DNS_DOMAIN,
+                value: &empty,
+            },
+        ];
+        if self.settings.request_ipv6 {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP6_ADDRESS,
+                value: &empty,
+            });
+            attrs.push(CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP6_DNS,
+                value: &empty,
+            });
+        }
+        payloads.push(Payload::from(PayloadBody::Cp(ConfigPayload {
+            cfg_type: CfgType::CFG_REQUEST,
+            attributes: attrs,
+        })));
+        payloads.push(Payload::from(PayloadBody::Sa(esp_offer.clone())));
+        let mut tsi = vec![TrafficSelector::any_v4()];
+        let mut tsr = vec![TrafficSelector::any_v4()];
+        if self.settings.request_ipv6 {
+            tsi.push(TrafficSelector::any_v6());
+            tsr.push(TrafficSelector::any_v6());
+        }
+        payloads.push(Payload::from(PayloadBody::TsI(TsPayload {
+            selectors: tsi,
+        })));
+        payloads.push(Payload::from(PayloadBody::TsR(TsPayload {
+            selectors: tsr,
+        })));
+        payloads.push(Payload::from(PayloadBody::Notify(Notify::new(
+            NotifyType::INITIAL_CONTACT,
+            &[],
+        ))));
+        init.idi_body = idi_body;
+        init.child_spi = child_spi;
+        init.esp_offer = esp_offer;
+        if let LocalAuth::Eap(methods) = &self.settings.auth {
+            let user = self
+                .settings
+                .username
+                .clone()
+                .unwrap_or_else(|| String::from_utf8_lossy(&idd).into_owned());
+            init.eap = Some(EapPeer::new(user, methods.clone()));
+        }
+        let owned: Vec<Payload<'_>> = payloads;
+        self.send_request(now, ExchangeType::IKE_AUTH, &owned, Purpose::Auth);
+    }
+
+    fn on_auth_response(&mut self, now: Instant, first: PayloadType, pt: &[u8]) {
+        let payloads = match parse_chain(first, pt) {
+            Ok((p, _)) => p,
+            Err(e) => {
+                return self.fail(DisconnectReason::Protocol(format!(
+                    "IKE_AUTH response: {e}"
+                )))
+            }
+        };
+        debug!(
+            "received IKE_AUTH response {}",
+            describe::summary(&payloads)
+        );
+        trace!(
+            "IKE_AUTH response payloads:\n{}",
+            describe::detail(&payloads)
+        );
+        if let Err(e) = wire::check_payloads(ExchangeType::IKE_AUTH, Direction::Response, &payloads)
+        {
+            return self.fail(DisconnectReason::Protocol(format!(
+                "IKE_AUTH response: {e}"
+            )));
+        }
+        let mut auth_error = None;
+        for p in &payloads {
+            if let PayloadBody::Notify(n) = &p.body {
+                if n.ty.is_error() {
+                    auth_error.get_or_insert(n.ty);
+                }
+            }
+        }
+        let idr = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::IdR(id) => Some(id.clone()),
+            _ => None,
+        });
+        let auth = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Auth(a) => Some(a.clone()),
+            _ => None,
+        });
+        let eap = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Eap(e) => Some(e.to_vec()),
+            _ => None,
+        });
+        if let Some(n) = auth_error {
+            if auth.is_none() || n == NotifyType::AUTHENTICATION_FAILED {
+                let reason = match n {
+                    NotifyType::AUTHENTICATION_FAILED => {
+                        DisconnectReason::AuthFailed(String::new())
+                    }
+                    NotifyType::NO_PROPOSAL_CHOSEN => {
+                        DisconnectReason::NoProposalChosen("for the CHILD SA".into())
+                    }
+                    other => DisconnectReason::PeerNotify(other),
+                };
+                return self.fail(reason);
+            }
+        }
+        let Some(init) = self.init.as_ref() else {
+            return;
+        };
+        let eap_mode = init.eap.is_some();
+        if !init.gateway_verified {
+            // First response: the gateway authenticates (IDr, [CERT], AUTH).
+            let (Some(idr), Some(auth)) = (idr, auth.clone()) else {
+                return self.fail(DisconnectReason::Protocol(
+                    "IKE_AUTH response without IDr and AUTH".into(),
+                ));
+            };
+            if let Some(want) = &self.settings.remote_id {
+                let (t, d) = remote_id_bytes(want);
+                if idr.ty != t || idr.data != &d[..] {
+                    return self.fail(DisconnectReason::GatewayAuthFailed(format!(
+                        "it identified as {idr}, expected {want}"
+                    )));
+                }
+            }
+            let scheme = match self.verify_gateway(&payloads, &idr, &auth) {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    // Parked on a certificate prompt; resume in answer().
+                    if let Some((
+                        _,
+                        Pending::Cert {
+                            plaintext,
+                            first: f,
+                            ..
+                        },
+                    )) = self.pending.as_mut()
+                    {
+                        *plaintext = pt.to_vec();
+                        *f = first;
+                    }
+                    return;
+                }
+                Err(r) => return self.fail(r),
+            };
+            if let Some(init) = self.init.as_mut() {
+                init.gateway_verified = true;
+                init.idr_body = Some(idr.body());
+            }
+            self.events
+                .push_back(Event::Progress(Progress::GatewayAuthenticated {
+                    id: idr.to_string(),
+                    scheme,
+                }));
+            if !eap_mode {
+                return self.establish(&payloads);
+            }
+            match eap {
+                Some(e) => self.on_eap(now, &e),
+                None => self.fail(DisconnectReason::Protocol(
+                    "the gateway did not start EAP".into(),
+                )),
+            }
+            return;
+        }
+        if let (true, Some(init)) = (eap_mode, self.init.as_ref()) {
+            if init.eap_done {
+                // Final response: AUTH keyed from the MSK or SK_pr (§2.16).
+                let Some(auth) = auth else {
+                    return self.fail(DisconnectReason::Protocol(
+                        "final IKE_AUTH response without AUTH".into(),
+                    ));
+                };
+                let Some(ike) = self.ike.as_ref() else { return };
+                let idr = init.idr_body.clone().unwrap_or_default();
+                let octets = signed_octets(
+                    &init.msg2,
+                    &init.ni,
+                    &ike.suite.prf,
+                    ike.keys.sk_pr.expose(),
+                    &idr,
+                );
+                let key = init
+                    .msk
+                    .as_ref()
+                    .map(|m| m.expose().to_vec())
+                    .unwrap_or_else(|| ike.keys.sk_pr.expose().to_vec());
+                let want = psk_auth(&ike.suite.prf, &key, &octets);
+                if auth.method != AuthMethod::SHARED_KEY_MIC
+                    || aws_lc_rs::constant_time::verify_slices_are_equal(&want, auth.data).is_err()
+                {
+                    return self.fail(DisconnectReason::GatewayAuthFailed(
+                        "the final AUTH after EAP does not verify".into(),
+                    ));
+                }
+                return self.establish(&payloads);
+            }
+            match eap {
+                Some(e) => self.on_eap(now, &e),
+                None => self.fail(DisconnectReason::Protocol(
+                    "IKE_AUTH response without EAP".into(),
+                )),
+            }
+        }
+    }
+
+    /// Checks the gateway's AUTH: PSK, or certificate chain + signature.
+    /// Ok(None) means a prompt was raised.
+    fn verify_gateway(
+        &mut self,
+        payloads: &[Payload<'_>],
+        idr: &Id<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Option<String>, DisconnectReason> {
+        let init = self
+            .init
+            .as_ref()
+            .ok_or(DisconnectReason::Local("no init".into()))?;
+        let ike = self
+            .ike
+            .as_ref()
+            .ok_or(DisconnectReason::Local("no IKE SA".into()))?;
+        let octets = signed_octets(
+            &init.msg2,
+            &init.ni,
+            &ike.suite.prf,
+            ike.keys.sk_pr.expose(),
+            &idr.body(),
+        );
+        if let LocalAuth::Psk(psk) = &self.settings.auth {
+            let want = psk_auth(&ike.suite.prf, psk.expose(), &octets);
+            if auth.method == AuthMethod::SHARED_KEY_MIC
+                && aws_lc_rs::constant_time::verify_slices_are_equal(&want, auth.data).is_ok()
+            {
+                return Ok(Some("PSK".into()));
+            }
+            return Err(DisconnectReason::GatewayAuthFailed(
+                "its pre-shared key AUTH does not verify (wrong PSK?)".into(),
+            ));
+        }
+        let certs: Vec<&[u8]> = payloads
+            .iter()
+            .filter_map(|p| match &p.body {
+                PayloadBody::Cert(c) if c.encoding == CertEncoding::X509_SIGNATURE => Some(c.data),
+                _ => None,
+            })
+            .collect();
+        let Some((ee, inter)) = certs.split_first() else {
+            return Err(DisconnectReason::GatewayAuthFailed(
+                "it sent no certificate".into(),
+            ));
+        };
+        let summary =
+            sig::summarize(ee).map_err(|e| DisconnectReason::GatewayAuthFailed(e.to_string()))?;
+        let scheme = sig::verify_auth(auth.method, auth.data, &octets, ee, ike.suite.prf.id())
+            .map_err(|e| DisconnectReason::GatewayAuthFailed(e.to_string()))?;
+        let pinned = self.settings.trust.pins.iter().any(|p| p == &summary.pin);
+        if !pinned {
+            let inter: Vec<Vec<u8>> = inter.iter().map(|c| c.to_vec()).collect();
+            let chain = sig::verify_chain(
+                ee,
+                &inter,
+                &self.settings.trust.anchors,
+                self.settings.trust.unix_time,
+            )
+            .and_then(|_| sig::verify_identity(ee, idr));
+            if let Err(e) = chain {
+                let reason = e.to_string();
+                info!(
+                    "gateway certificate not trusted: {reason}; subject {}, {}",
+                    summary.subject, summary.pin
+                );
+                self.prompt_seq += 1;
+                let id = PromptId(self.prompt_seq);
+                self.events.push_back(Event::Prompt(Prompt {
+                    id,
+                    kind: PromptKind::TrustCertificate {
+                        summary: summary.clone(),
+                        reason: reason.clone(),
+                    },
+                }));
+                self.pending = Some((
+                    id,
+                    Pending::Cert {
+                        plaintext: Vec::new(),
+                        first: PayloadType::NONE,
+                        reason,
+                        summary,
+                    },
+                ));
+                return Ok(None);
+            }
+        }
+        info!("authentication of '{idr}' with {scheme} successful");
+        Ok(Some(scheme.to_string()))
+    }
+
+    fn on_eap(&mut self, now: Instant, msg: &[u8]) {
+        let Self { init, rng, .. } = self;
+        let Some(init) = init.as_mut() else { return };
+        let Some(peer) = init.eap.as_mut() else {
+            return;
+        };
+        let before = peer.method();
+        let step = peer.handle(msg, init.password.as_ref(), rng.as_mut());
+        let after = peer.method();
+        let user = self.settings.username.clone().unwrap_or_default();
+        if before != after {
+            if let Some(m) = after {
+                self.events
+                    .push_back(Event::Progress(Progress::Eap(format!("{m:?}"))));
+            }
+        }
+        match step {
+            Step::Respond(r) => {
+                let p = [Payload::from(PayloadBody::Eap(&r))];
+                self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+            }
+            Step::NeedPassword => {
+                self.prompt_seq += 1;
+                let id = PromptId(self.prompt_seq);
+                self.pending = Some((id, Pending::Password { eap: msg.to_vec() }));
+                self.events.push_back(Event::Prompt(Prompt {
+                    id,
+                    kind: PromptKind::Password { user },
+                }));
+            }
+            Step::Success(msk) => {
+                let Some(init) = self.init.as_mut() else {
+                    return;
+                };
+                init.msk = msk;
+                init.eap_done = true;
+                let Some(ike) = self.ike.as_ref() else { return };
+                let octets = signed_octets(
+                    &init.msg1,
+                    &init.nr,
+                    &ike.suite.prf,
+                    ike.keys.sk_pi.expose(),
+                    &init.idi_body,
+                );
+                let key = init
+                    .msk
+                    .as_ref()
+                    .map(|m| m.expose().to_vec())
+                    .unwrap_or_else(|| ike.keys.sk_pi.expose().to_vec());
+                let a = psk_auth(&ike.suite.prf, &key, &octets);
+                let p = [Payload::from(PayloadBody::Auth(Auth {
+                    method: AuthMethod::SHARED_KEY_MIC,
+                    data: &a,
+                }))];
+                self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+            }
+            Step::Failure(m) => self.fail(DisconnectReason::AuthFailed(m)),
+            Step::Protocol(m) => self.fail(DisconnectReason::Protocol(m)),
+        }
+    }
+
+    /// Reads CP, SA and TS of the last IKE_AUTH response and goes up.
+    fn establish(&mut self, payloads: &[Payload<'_>]) {
+        let Some(init) = self.init.take() else { return };
+        let Some(ike) = self.ike.as_ref() else { return };
+        let mut cfg = TunnelConfig::default();
+        let (mut sa, mut tsi, mut tsr) = (None, None, None);
+        for p in payloads {
+            match &p.body {
+                PayloadBody::Cp(cp) if cp.cfg_type == CfgType::CFG_REPLY => apply_cfg(&mut cfg, cp),
+                PayloadBody::Sa(s) => sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(t.selectors.clone()),
+                PayloadBody::TsR(t) => tsr = Some(t.selectors.clone()),
+                PayloadBody::Notify(n) if n.ty.is_error() => {
+                    return self.fail(DisconnectReason::PeerNotify(n.ty));
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
+            return self.fail(DisconnectReason::Protocol(
+                "IKE_AUTH response without SA, TSi and TSr for the CHILD SA".into(),
+            ));
+        };
+        let (suite, spi_out) = match proposals::select_esp(&init.esp_offer, sa) {
+            Ok(x) => x,
+            Err(e) => return self.fail(DisconnectReason::Protocol(e.0)),
+        };
+        let l = KeyLengths {
+            integ: suite.integ.map_or(0, |i| i.key_len()),
+            encr: suite.encr.key_len(),
+        };
+        let keys = keymat::child_keys(
+            &ike.suite.prf,
+            ike.keys.sk_d.expose(),
+            None,
+            &init.ni,
+            &init.nr,
+            l,
+        );
+        cfg.ts_local = tsi.clone();
+        cfg.ts_remote = tsr.clone();
+        self.esp_suite_name = suite.name();
+        let info = ChildSaInfo {
+            spi_in: init.child_spi,
+            spi_out,
+            encr: suite.encr,
+            integ: suite.integ,
+            esn: suite.esn,
+            encr_out: keys.encr_i,
+            integ_out: keys.integ_i,
+            encr_in: keys.encr_r,
+            integ_in: keys.integ_r,
+            ts_local: tsi.clone(),
+            ts_remote: tsr.clone(),
+        };
+        info!(
+            "CHILD_SA established with SPIs {:08x}_i {:08x}_o, {} TS {} === {}",
+            init.child_spi,
+            spi_out,
+            suite.name(),
+            tsi.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            tsr.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        self.child = Some(ChildSa {
+            spi_in: init.child_spi,
+            spi_out,
+            suite,
+            ts_local: tsi,
+            ts_remote: tsr,
+        });
+        self.config = cfg.clone();
+        self.state = State::Established;
+        self.events.push_back(Event::ChildSa(Box::new(info)));
+        self.events.push_back(Event::Connected(cfg));
+    }
+
+    // ----- requests from the gateway -----
+
+    fn on_request(&mut self, now: Instant, hdr: &Header, data: &[u8]) -> Received {
+        let old = self
+            .old_ike
+            .as_ref()
+            .is_some_and(|o| o.spi_i == hdr.spi_i && o.spi_r == hdr.spi_r);
+        let Some(sa) = (if old {
+            self.old_ike.as_ref()
+        } else {
+            self.ike.as_ref()
+        }) else {
+            return self.drop("request before the IKE SA exists");
+        };
+        if sa.spi_i != hdr.spi_i || sa.spi_r != hdr.spi_r {
+            return self.drop("request for another IKE SA");
+        }
+        if self.state == State::SaInit || (self.state == State::Authenticating && !old) {
+            return self.drop("request during IKE_AUTH");
+        }
+        // §2.2: a retransmitted request gets the cached response again.
+        if let Some((id, dgrams)) = &sa.cached_response {
+            if *id == hdr.message_id {
+                let d = dgrams.clone();
+                debug!("retransmitting response {id} for a retransmitted request");
+                self.transmits.extend(d);
+                return Received::Consumed;
+            }
+        }
+        if hdr.message_id != sa.peer_next_id {
+            return self.drop("request message ID out of window");
+        }
+        let (first, pt) = match self.open(now, old, hdr, data) {
+            Ok(Some(x)) => x,
+            Ok(None) => return Received::Consumed,
+            Err(e) => return self.drop(e),
+        };
+        let payloads = match parse_chain(first, &pt) {
+            Ok((p, _)) => p,
+            Err(e) => {
+                debug!("malformed {:?} request: {e}", hdr.exchange);
+                return self.drop("malformed request");
+            }
+        };
+        debug!(
+            "received {:?} request {} {}",
+            hdr.exchange,
+            hdr.message_id,
+            describe::summary(&payloads)
+        );
+        trace!(
+            "{:?} request payloads:\n{}",
+            hdr.exchange,
+            describe::detail(&payloads)
+        );
+        if let Err(e) = wire::check_payloads(hdr.exchange, Direction::Request, &payloads) {
+            debug!("{e}");
+            let n = [Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::INVALID_SYNTAX,
+                &[],
+            )))];
+            self.send_response(old, hdr.exchange, hdr.message_id, &n);
+            return Received::Consumed;
+        }
+        match hdr.exchange {
+            ExchangeType::INFORMATIONAL => self.on_informational(old, hdr.message_id, &payloads),
+            ExchangeType::CREATE_CHILD_SA if !old => {
+                self.on_create_child(now, hdr.message_id, &payloads)
+            }
+            other => {
+                debug!("unsupported {other:?} request");
+                let n = [Payload::from(PayloadBody::Notify(Notify::new(
+                    NotifyType::NO_ADDITIONAL_SAS,
+                    &[],
+                )))];
+                self.send_response(old, other, hdr.message_id, &n);
+            }
+        }
+        Received::Consumed
+    }
+
+    fn on_informational(&mut self, old: bool, id: u32, payloads: &[Payload<'_>]) {
+        let mut delete_ike = false;
+        let mut our_spis = Vec::new();
+        for p in payloads {
+            if let PayloadBody::Delete(d) = &p.body {
+                match d.protocol {
+                    ProtocolId::IKE => delete_ike = true,
+                    ProtocolId::ESP => {
+                        for s in d.iter_spis() {
+                            let Ok(b) = <[u8; 4]>::try_from(s) else {
+                                continue;
+                            };
+                            let out = u32::from_be_bytes(b);
+                            // §1.4.1: answer with the SPIs of our inbound halves.
+                            if let Some(pos) = self.old_children.iter().position(|(_, o)| *o == out)
+                            {
+                                let (i, _) = self.old_children.remove(pos);
+                                our_spis.extend_from_slice(&i.to_be_bytes());
+                            } else if self.child.as_ref().is_some_and(|c| c.spi_out == out) {
+                                if let Some(c) = self.child.take() {
+                                    our_spis.extend_from_slice(&c.spi_in.to_be_bytes());
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if delete_ike {
+            self.send_response(old, ExchangeType::INFORMATIONAL, id, &[]);
+            if old {
+                debug!("old IKE SA deleted after rekey");
+                self.old_ike = None;
+            } else {
+                self.finish(DisconnectReason::PeerDeleted);
+            }
+            return;
+        }
+        if our_spis.is_empty() {
+            let dpd = payloads.is_empty();
+            self.send_response(old, ExchangeType::INFORMATIONAL, id, &[]);
+            if dpd {
+                self.stats.dpd_answered += 1;
+                self.events
+                    .push_back(Event::Progress(Progress::DpdAnswered));
+            }
+        } else {
+            let d = Delete {
+                protocol: ProtocolId::ESP,
+                spi_size: 4,
+                spis: &our_spis,
+            };
+            self.send_response(
+                old,
+                ExchangeType::INFORMATIONAL,
+                id,
+                &[Payload::from(PayloadBody::Delete(d))],
+            );
+            if self.child.is_none() && self.state == State::Established {
+                info!("the gateway deleted our only CHILD SA");
+            }
+        }
+    }
+
+    fn on_create_child(&mut self, _now: Instant, id: u32, payloads: &[Payload<'_>]) {
+        let mut sa = None;
+        let mut ni = None;
+        let mut ke = None;
+        let mut rekey_spi = None;
+        let (mut tsi, mut tsr) = (None, None);
+        for p in payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa = Some(s),
+                PayloadBody::Nonce(n) => ni = Some(n.to_vec()),
+                PayloadBody::Ke(k) => ke = Some(k.clone()),
+                PayloadBody::Notify(n) if n.ty == NotifyType::REKEY_SA => {
+                    rekey_spi = Some(n.spi.to_vec())
+                }
+                PayloadBody::TsI(t) => tsi = Some(t.clone()),
+                PayloadBody::TsR(t) => tsr = Some(t.clone()),
+                _ => {}
+            }
+        }
+        let refuse = |s: &mut Self, n: NotifyType| {
+            let p = [Payload::from(PayloadBody::Notify(Notify::new(n, &[])))];
+            s.send_response(false, ExchangeType::CREATE_CHILD_SA, id, &p);
+        };
+        let (Some(sa), Some(ni)) = (sa, ni) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX);
+        };
+        let is_ike = sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE);
+        let Some(ike) = self.ike.as_ref() else { return };
+        let prf = ike.suite.prf;
+        let mut nr = vec![0u8; 32];
+        self.rng.fill(&mut nr);
+        let ke_group = ke.as_ref().map(|k| k.group);
+        let protocol = if is_ike {
+            ProtocolId::IKE
+        } else {
+            ProtocolId::ESP
+        };
+        let Some(mut chosen) = proposals::choose_from_peer(sa, protocol, ke_group) else {
+            return refuse(self, NotifyType::NO_PROPOSAL_CHOSEN);
+        };
+        let our_dh = match ke_group {
+            Some(g) => match KeyPair::generate(g, self.rng.as_mut()) {
+                Ok(k) => Some(k),
+                Err(_) => return refuse(self, NotifyType::NO_PROPOSAL_CHOSEN),
+            },
+            None => None,
+        };
+        let gir = match (&our_dh, &ke) {
+            (Some(d), Some(k)) => match d.shared(k.data) {
+                Ok(s) => Some(s),
+                Err(_) => return refuse(self, NotifyType::INVALID_SYNTAX),
+            },
+            _ => None,
+        };
+        let peer_prop = sa.proposals.iter().find(|p| p.num == chosen.num).cloned();
+        if is_ike {
+            // §1.3.2 / §2.18: the gateway rekeys the IKE SA; it becomes the
+            // new SA's original initiator.
+            let (Some(gir), Some(pp)) = (gir, peer_prop) else {
+                return refuse(self, NotifyType::INVALID_SYNTAX);
+            };
+            let Ok(new_spi_i) = <[u8; 8]>::try_from(&pp.spi[..]) else {
+                return refuse(self, NotifyType::INVALID_SYNTAX);
+            };
+            let mut new_spi_r = [0u8; 8];
+            self.rng.fill(&mut new_spi_r);
+            chosen.spi = new_spi_r.to_vec();
+            let p = proposals::select_ike(
+                &SaPayload {
+                    proposals: vec![pp],
+                },
+                &SaPayload {
+                    proposals: vec![Proposal {
+                        num: chosen.num,
+                        ..chosen.clone()
+                    }],
+                },
+            );
+            let Ok(suite) = p else {
+                return refuse(self, NotifyType::NO_PROPOSAL_CHOSEN);
+            };
+            let seed =
+                keymat::rekey_skeyseed(&suite.prf, ike.keys.sk_d.expose(), gir.expose(), &ni, &nr);
+            let l = KeyLengths {
+                integ: suite.integ.map_or(0, |i| i.key_len()),
+                encr: suite.encr.key_len(),
+            };
+            let keys = keymat::ike_keys(
+                &suite.prf,
+                seed.expose(),
+                &ni,
+                &nr,
+                &new_spi_i,
+                &new_spi_r,
+                l,
+            );
+            let Some(d) = &our_dh else { return };
+            let resp = [
+                Payload::from(PayloadBody::Sa(SaPayload {
+                    proposals: vec![chosen.clone()],
+                })),
+                Payload::from(PayloadBody::Nonce(&nr)),
+                Payload::from(PayloadBody::Ke(Ke {
+                    group: d.group(),
+                    data: d.public(),
+                })),
+            ];
+            self.send_response(false, ExchangeType::CREATE_CHILD_SA, id, &resp);
+            let new = IkeSa::new(suite, keys, new_spi_i, new_spi_r, false);
+            self.old_ike = self.ike.replace(new);
+            self.stats.ike_rekeys += 1;
+            info!("IKE_SA rekeyed by the gateway: {}", suite.name());
+            self.events.push_back(Event::Progress(Progress::IkeRekeyed));
+            return;
+        }
+        // CHILD SA (rekey or new): §1.3.1 / §1.3.3.
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX);
+        };
+        let Some(pp) = peer_prop else { return };
+        let Ok(peer_spi) = <[u8; 4]>::try_from(&pp.spi[..]) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX);
+        };
+        let mut spi = [0u8; 4];
+        self.rng.fill(&mut spi);
+        let spi_in = u32::from_be_bytes(spi) | 0xc000_0000;
+        chosen.spi = spi_in.to_be_bytes().to_vec();
+        let (suite, spi_out) = match proposals::select_esp(
+            &SaPayload {
+                proposals: vec![pp],
+            },
+            &SaPayload {
+                proposals: vec![chosen.clone()],
+            },
+        ) {
+            Ok((s, _)) => (s, u32::from_be_bytes(peer_spi)),
+            Err(_) => return refuse(self, NotifyType::NO_PROPOSAL_CHOSEN),
+        };
+        let l = KeyLengths {
+            integ: suite.integ.map_or(0, |i| i.key_len()),
+            encr: suite.encr.key_len(),
+        };
+        // The gateway initiated this exchange: the first keys are its outbound (our inbound).
+        let keys = keymat::child_keys(
+            &prf,
+            ike.keys.sk_d.expose(),
+            gir.as_ref().map(|g| g.expose()),
+            &ni,
+            &nr,
+            l,
+        );
+        let mut resp = vec![
+            Payload::from(PayloadBody::Sa(SaPayload {
+                proposals: vec![chosen.clone()],
+            })),
+            Payload::from(PayloadBody::Nonce(&nr)),
+        ];
+        if let Some(d) = &our_dh {
+            resp.push(Payload::from(PayloadBody::Ke(Ke {
+                group: d.group(),
+                data: d.public(),
+            })));
+        }
+        // We are the responder of this exchange: TSi is the gateway's side.
+        resp.push(Payload::from(PayloadBody::TsI(tsi.clone())));
+        resp.push(Payload::from(PayloadBody::TsR(tsr.clone())));
+        self.send_response(false, ExchangeType::CREATE_CHILD_SA, id, &resp);
+        if rekey_spi.is_some() {
+            if let Some(old) = self.child.take() {
+                self.old_children.push((old.spi_in, old.spi_out));
+            }
+            self.stats.child_rekeys += 1;
+            self.events
+                .push_back(Event::Progress(Progress::ChildRekeyed));
+        }
+        info!(
+            "CHILD_SA rekeyed by the gateway: SPIs {spi_in:08x}_i {spi_out:08x}_o, {}",
+            suite.name()
+        );
+        let info = ChildSaInfo {
+            spi_in,
+            spi_out,
+            encr: suite.encr,
+            integ: suite.integ,
+            esn: suite.esn,
+            encr_out: keys.encr_r,
+            integ_out: keys.integ_r,
+            encr_in: keys.encr_i,
+            integ_in: keys.integ_i,
+            ts_local: tsr.selectors.clone(),
+            ts_remote: tsi.selectors.clone(),
+        };
+        self.esp_suite_name = suite.name();
+        self.child = Some(ChildSa {
+            spi_in,
+            spi_out,
+            suite,
+            ts_local: tsr.selectors,
+            ts_remote: tsi.selectors,
+        });
+        self.events.push_back(Event::ChildSa(Box::new(info)));
+    }
+}
+
+use crate::wire::Proposal;
+
+fn frag_err(e: FragError) -> &'static str {
+    match e {
+        FragError::TooMany(_) => "too many fragments announced",
+        FragError::TooLarge(_) => "reassembled message too large",
+        FragError::Inconsistent => "inconsistent fragment numbers",
+    }
+}
+
+/// InitiatorSignedOctets / ResponderSignedOctets (RFC 7296 §2.15):
+/// RealMessage | Nonce | prf(SK_p, RestOfIDPayload).
+fn signed_octets(msg: &[u8], nonce: &[u8], prf: &Prf, sk_p: &[u8], id_body: &[u8]) -> Vec<u8> {
+    [msg, nonce, &prf.compute(sk_p, &[id_body])].concat()
+}
+
+/// AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>).
+fn psk_auth(prf: &Prf, secret: &[u8], octets: &[u8]) -> Vec<u8> {
+    let k = prf.compute(secret, &[KEY_PAD]);
+    prf.compute(&k, &[octets])
+}
+
+fn apply_cfg(cfg: &mut TunnelConfig, cp: &ConfigPayload<'_>) {
+    let mut v4_addr = None;
+    let mut v4_mask = None;
+    for a in &cp.attributes {
+        let v = a.value;
+        let v4 = || <[u8; 4]>::try_from(v).ok();
+        match a.ty {
+            CfgAttr::INTERNAL_IP4_ADDRESS => v4_addr = v4().map(std::net::Ipv4Addr::from),
+            CfgAttr::INTERNAL_IP4_NETMASK => v4_mask = v4(),
+            CfgAttr::INTERNAL_IP4_DNS => cfg.dns.extend(v4().map(|a| IpAddr::from(a))),
+            CfgAttr::INTERNAL_IP4_NBNS => cfg.nbns.extend(v4().map(|a| IpAddr::from(a))),
+            CfgAttr::INTERNAL_ADDRESS_EXPIRY if v.len() == 4 => {
+                cfg.address_expiry = v4().map(u32::from_be_bytes)
+            }
+            CfgAttr::INTERNAL_IP4_SUBNET if v.len() == 8 => {
+                let a: [u8; 4] = v[..4].try_into().unwrap_or([0; 4]);
+                let m: [u8; 4] = v[4..].try_into().unwrap_or([0; 4]);
+                cfg.subnets.push((IpAddr::from(a), prefix_of_mask(m)));
+            }
+            // §3.15.1: 16-byte address plus 1-byte prefix length.
+            CfgAttr::INTERNAL_IP6_ADDRESS if v.len() == 17 => {
+                let a: [u8; 16] = v[..16].try_into().unwrap_or([0; 16]);
+                cfg.addresses.push((IpAddr::from(a), v[16]));
+            }
+            CfgAttr::INTERNAL_IP6_DNS if v.len() == 16 => {
+                let a: [u8; 16] = v.try_into().unwrap_or([0; 16]);
+                cfg.dns.push(IpAddr::from(a));
+            }
+            CfgAttr::INTERNAL_IP6_SUBNET if v.len() == 17 => {
+                let a: [u8; 16] = v[..16].try_into().unwrap_or([0; 16]);
+                cfg.subnets.push((IpAddr::from(a), v[16]));
+            }
+            CfgAttr::INTERNAL_DNS_DOMAIN if !v.is_empty() => {
+                cfg.domains.push(String::from_utf8_lossy(v).into_owned())
+            }
+            _ if v.is_empty() => {}
+            other => cfg.unknown.push((other.0, v.to_vec())),
+        }
+    }
+    if let Some(a) = v4_addr {
+        let prefix = v4_mask.map_or(32, prefix_of_mask);
+        cfg.addresses.insert(0, (IpAddr::V4(a), prefix));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cfg_reply_decoding() {
+        let addr = [192, 0, 2, 7];
+        let mask = [255, 255, 255, 0];
+        let dns = [203, 0, 113, 53];
+        let subnet = [203, 0, 113, 0, 255, 255, 255, 0];
+        let mut v6 = [0u8; 17];
+        v6[..2].copy_from_slice(&[0x20, 0x01]);
+        v6[2..4].copy_from_slice(&[0x0d, 0xb8]);
+        v6[15] = 1;
+        v6[16] = 64;
+        let cp = ConfigPayload {
+            cfg_type: CfgType::CFG_REPLY,
+            attributes: vec![
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP4_ADDRESS,
+                    value: &addr,
+                },
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP4_NETMASK,
+                    value: &mask,
+                },
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP4_DNS,
+                    value: &dns,
+                },
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP4_SUBNET,
+                    value: &subnet,
+                },
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP6_ADDRESS,
+                    value: &v6,
+                },
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_DNS_DOMAIN,
+                    value: b"example.com",
+                },
+                CfgAttribute {
+                    ty: CfgAttr(28711),
+                    value: &[0x05, 0x7e],
+                },
+            ],
+        };
+        let mut cfg = TunnelConfig::default();
+        apply_cfg(&mut cfg, &cp);
+        assert_eq!(cfg.addresses[0], ("192.0.2.7".parse().unwrap(), 24));
+        assert_eq!(cfg.addresses[1], ("2001:db8::1".parse().unwrap(), 64));
+        assert_eq!(cfg.dns, vec!["203.0.113.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(cfg.subnets, vec![("203.0.113.0".parse().unwrap(), 24)]);
+        assert_eq!(cfg.domains, vec!["example.com".to_string()]);
+        assert_eq!(cfg.unknown, vec![(28711, vec![0x05, 0x7e])]);
+    }
+
+    #[test]
+    fn nat_hash_is_sha1_of_spis_addr_port() {
+        let h = nat_hash(&[1; 8], &[0; 8], "198.51.100.2:500".parse().unwrap());
+        assert_eq!(h.len(), 20);
+        assert_ne!(
+            h,
+            nat_hash(&[1; 8], &[0; 8], "198.51.100.2:4500".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! AnyConnect XML client profiles (`AnyConnectProfile.xsd`): the server list
+//! and the settings a connection needs. Pure data; usable without a session.
+//!
+//! Real profiles vary (CRLF, whitespace inside mixed content, unknown
+//! elements, a default namespace), so the reader ignores what it does not
+//! know and reports broken XML with line and column.
+
+use quick_xml::events::Event as X;
+use quick_xml::Reader;
+
+/// One `HostEntry`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostEntry {
+    /// `HostName`: what the user picks.
+    pub name: String,
+    /// `HostAddress`: where to connect (may be empty: then the name is the address).
+    pub address: String,
+    /// `UserGroup` (tunnel group).
+    pub user_group: Option<String>,
+    /// `PrimaryProtocol` text: `IPsec` or `SSL`.
+    pub primary_protocol: Option<String>,
+    /// `PrimaryProtocol/StandardAuthenticationOnly`.
+    pub standard_auth_only: bool,
+    /// `AuthMethodDuringIKENegotiation` (EAP-MSCHAPv2, EAP-MD5, EAP-GTC, EAP-AnyConnect, IKE-RSA, IKE-PSK…).
+    pub auth_method: Option<String>,
+    /// `IKEIdentity`.
+    pub ike_identity: Option<String>,
+    /// `BackupServerList/HostAddress`.
+    pub backup_servers: Vec<String>,
+}
+
+impl HostEntry {
+    /// The address to connect to, without scheme or path.
+    pub fn connect_address(&self) -> &str {
+        let a = if self.address.is_empty() {
+            &self.name
+        } else {
+            &self.address
+        };
+        let a = a.trim();
+        let a = a.strip_prefix("https://").unwrap_or(a);
+        a.split('/').next().unwrap_or(a)
+    }
+}
+
+/// A parsed profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Host entries in document order.
+    pub hosts: Vec<HostEntry>,
+    /// `ClientInitialization/AutoReconnect`.
+    pub auto_reconnect: Option<bool>,
+    /// `ClientInitialization/LocalLanAccess`.
+    pub local_lan_access: Option<bool>,
+}
+
+impl Profile {
+    /// Finds a host by `HostName` (case-insensitive) or `HostAddress`.
+    pub fn host(&self, name: &str) -> Option<&HostEntry> {
+        self.hosts
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name.trim()) || h.address.trim() == name.trim())
+    }
+}
+
+/// A profile that cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("profile is not well-formed XML at line {line}, column {column}: {message}")]
+pub struct ProfileError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What the XML reader said.
+    pub message: String,
+}
+
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, col)
+}
+
+fn truthy(s: &str) -> bool {
+    s.trim().eq_ignore_ascii_case("true")
+}
+
+/// Parses profile XML.
+pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+    let mut r = Reader::from_str(text);
+    r.config_mut().trim_text(false);
+    let mut path: Vec<String> = Vec::new();
+    let mut p = Profile::default();
+    let mut host: Option<HostEntry> = None;
+    loop {
+        let pos = r.buffer_position() as usize;
+        let ev = r.read_event().map_err(|e| {
+            let (line, column) = position(text, r.error_position() as usize);
+            let _ = pos;
+            ProfileError {
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        match ev {
+            X::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if name == "HostEntry" && path.last().is_some_and(|p| p == "ServerList") {
+                    host = Some(HostEntry::default());
+                }
+                path.push(name);
+            }
+            X::End(_) => {
+                if path.pop().as_deref() == Some("HostEntry") {
+                    if let Some(h) = host.take() {
+                        p.hosts.push(h);
+                    }
+                }
+            }
+            X::Text(t) => {
+                let v = t.unescape().map(|c| c.into_owned()).unwrap_or_default();
+                let v = v.trim();
+                if v.is_empty() {
+                    continue;
+                }
+                let leaf = path.last().map(String::as_str).unwrap_or("");
+                let parent = path
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| path.get(i))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                if let Some(h) = host.as_mut() {
+                    match (parent, leaf) {
+                        ("HostEntry", "HostName") => h.name = v.to_string(),
+                        ("HostEntry", "HostAddress") => h.address = v.to_string(),
+                        ("HostEntry", "UserGroup") => h.user_group = Some(v.to_string()),
+                        ("HostEntry", "PrimaryProtocol") => {
+                            h.primary_protocol = Some(v.to_string())
+                        }
+                        // XSD: PrimaryProtocol (mixed) > StandardAuthenticationOnly (mixed) > these.
+                        ("PrimaryProtocol", "StandardAuthenticationOnly") => {
+                            h.standard_auth_only = truthy(v)
+                        }
+                        ("StandardAuthenticationOnly", "AuthMethodDuringIKENegotiation") => {
+                            h.auth_method = Some(v.to_string())
+                        }
+                        ("StandardAuthenticationOnly", "IKEIdentity") => {
+                            h.ike_identity = Some(v.to_string())
+                        }
+                        ("BackupServerList", "HostAddress") => h.backup_servers.push(v.to_string()),
+                        _ => {}
+                    }
+                } else {
+                    match (parent, leaf) {
+                        ("ClientInitialization", "AutoReconnect") => {
+                            p.auto_reconnect = Some(truthy(v))
+                        }
+                        ("ClientInitialization", "LocalLanAccess") => {
+                            p.local_lan_access = Some(truthy(v))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    if !path.is_empty() {
+        let (line, column) = position(text, text.len());
+        return Err(ProfileError {
+            line,
+            column,
+            message: format!("unclosed element <{}>", path.join("/")),
+        });
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The server list from seed 004 (whitespace and CRLF as real profiles have them).
+    const SEED: &str = "<?xml version=\"1.0\"?>\r\n<AnyConnectProfile xmlns=\"http://schemas.xmlsoap.org/encoding/\">\r\n<ServerList>\r\n       <HostEntry>\r\n               <HostName>Anu-IKEV2</HostName>\r\n               <HostAddress>10.0.0.1</HostAddress>\r\n               <UserGroup>ASA-IKEV2</UserGroup>\r\n               <PrimaryProtocol>IPsec</PrimaryProtocol>\r\n       </HostEntry>\r\n</ServerList></AnyConnectProfile>";
+
+    #[test]
+    fn seed_server_list() {
+        let p = parse(SEED).unwrap();
+        let h = p.host("anu-ikev2").unwrap();
+        assert_eq!(h.connect_address(), "10.0.0.1");
+        assert_eq!(h.user_group.as_deref(), Some("ASA-IKEV2"));
+        assert_eq!(h.primary_protocol.as_deref(), Some("IPsec"));
+    }
+
+    #[test]
+    fn protocol_settings_mixed_content_and_unknown_elements() {
+        let x = r#"<AnyConnectProfile><ClientInitialization><AutoReconnect UserControllable="false">true
+            <AutoReconnectBehavior>ReconnectAfterResume</AutoReconnectBehavior></AutoReconnect><Unknown>x</Unknown></ClientInitialization>
+            <ServerList><HostEntry><HostName>vpn</HostName><HostAddress>https://vpn.example.com/ra</HostAddress>
+            <PrimaryProtocol>IPsec <StandardAuthenticationOnly>true
+              <AuthMethodDuringIKENegotiation>EAP-MSCHAPv2</AuthMethodDuringIKENegotiation>
+              <IKEIdentity>alice@example.com</IKEIdentity></StandardAuthenticationOnly></PrimaryProtocol>
+            </HostEntry></ServerList></AnyConnectProfile>"#;
+        let p = parse(x).unwrap();
+        assert_eq!(p.auto_reconnect, Some(true));
+        let h = &p.hosts[0];
+        assert_eq!(h.connect_address(), "vpn.example.com");
+        assert_eq!(h.primary_protocol.as_deref(), Some("IPsec"));
+        assert!(h.standard_auth_only);
+        assert_eq!(h.auth_method.as_deref(), Some("EAP-MSCHAPv2"));
+        assert_eq!(h.ike_identity.as_deref(), Some("alice@example.com"));
+    }
+
+    #[test]
+    fn broken_xml_has_line_and_column() {
+        let e = parse("<AnyConnectProfile>\n<ServerList>\n<HostEntry></ServerList>").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().contains("line 3"));
+        assert!(parse("<a><b>").is_err());
+    }
+}

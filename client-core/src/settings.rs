@@ -1,0 +1,151 @@
+//! User-side settings for one connection: gateway, identity, credentials,
+//! trust and algorithm preferences. Plain data, filled by a front end.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::crypto::Secret;
+use crate::eap::EapType;
+
+/// How we prove who we are.
+#[derive(Clone, Debug)]
+pub enum AuthMethod {
+    /// Pre-shared key, both ways (RFC 7296 §2.15).
+    Psk(Secret),
+    /// EAP with one of these methods, the gateway proving itself with a certificate.
+    Eap(Vec<EapType>),
+}
+
+/// Our identity (IDi).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// ID_FQDN.
+    Fqdn(String),
+    /// ID_RFC822_ADDR (user@domain).
+    Email(String),
+    /// ID_KEY_ID (opaque string).
+    KeyId(String),
+    /// The IPv4/IPv6 address we send from.
+    Address,
+}
+
+impl Identity {
+    /// A sensible identity for a user name: e-mail form if it has an `@`, key-id otherwise.
+    pub fn for_user(user: &str) -> Identity {
+        if user.contains('@') {
+            Identity::Email(user.to_string())
+        } else {
+            Identity::KeyId(user.to_string())
+        }
+    }
+}
+
+/// How the gateway's certificate is trusted.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// DER trust anchors (from `--cafile` or the system store).
+    pub anchors: Vec<Vec<u8>>,
+    /// Accepted `pin-sha256:` pins (SPKI hashes); a match skips chain checks.
+    pub pins: Vec<String>,
+    /// Current time (seconds since the Unix epoch) for validity checks; the
+    /// engine never reads a clock, so the caller passes it.
+    pub unix_time: u64,
+}
+
+/// Retransmission policy (RFC 7296 §2.1).
+#[derive(Clone, Copy, Debug)]
+pub struct Retransmit {
+    /// First timeout.
+    pub initial: Duration,
+    /// Retransmissions before giving up.
+    pub tries: u32,
+    /// Upper bound of a single timeout.
+    pub max: Duration,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        // 0.5, 1, 2, 4, 4, 4 s: gives up after ~15.5 s, like a user expects
+        // from an interactive client (strongSwan's default is ~165 s).
+        Retransmit {
+            initial: Duration::from_millis(500),
+            tries: 5,
+            max: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Everything a session needs to know before it starts.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Gateway address and IKE port (normally 500).
+    pub gateway: SocketAddr,
+    /// NAT-T port on both sides (4500).
+    pub nat_port: u16,
+    /// Our own address as the gateway will see it if there is no NAT (for NAT-D).
+    pub local: SocketAddr,
+    /// Our identity.
+    pub identity: Identity,
+    /// The identity the gateway must show (IDr), if the user knows it.
+    pub remote_id: Option<String>,
+    /// Authentication.
+    pub auth: AuthMethod,
+    /// User name for EAP (defaults to the identity).
+    pub username: Option<String>,
+    /// Password for EAP, if known up front (otherwise we prompt).
+    pub password: Option<Secret>,
+    /// Certificate trust.
+    pub trust: Trust,
+    /// Also offer legacy algorithms (3DES, SHA-1, MODP 1024/1536).
+    pub legacy: bool,
+    /// Also offer MODP 768 (group 1), as seed 004's client did. Implies nothing else.
+    pub legacy_group1: bool,
+    /// Largest IKE datagram we send before fragmenting (RFC 7383 §2.5.1).
+    pub fragment_size: usize,
+    /// Limits for reassembly: fragments per message and total bytes.
+    pub max_fragments: u16,
+    /// Max reassembled size.
+    pub max_reassembled: usize,
+    /// Time a partial message may wait for its other fragments.
+    pub reassembly_timeout: Duration,
+    /// Ask for an IPv6 address too.
+    pub request_ipv6: bool,
+    /// Retransmission policy.
+    pub retransmit: Retransmit,
+    /// Rekey our own IKE SA after this long (None: leave it to the gateway).
+    pub ike_lifetime: Option<Duration>,
+    /// Rekey our own CHILD SA after this long.
+    pub child_lifetime: Option<Duration>,
+}
+
+impl Settings {
+    /// Defaults for a gateway at `gateway` reached from `local`.
+    pub fn new(
+        gateway: SocketAddr,
+        local: SocketAddr,
+        identity: Identity,
+        auth: AuthMethod,
+    ) -> Self {
+        Settings {
+            gateway,
+            nat_port: 4500,
+            local,
+            identity,
+            remote_id: None,
+            auth,
+            username: None,
+            password: None,
+            trust: Trust::default(),
+            legacy: false,
+            legacy_group1: false,
+            fragment_size: 1280,
+            max_fragments: 64,
+            max_reassembled: 64 * 1024,
+            reassembly_timeout: Duration::from_secs(5),
+            request_ipv6: false,
+            retransmit: Retransmit::default(),
+            ike_lifetime: Some(Duration::from_secs(4 * 3600)),
+            child_lifetime: Some(Duration::from_secs(3600)),
+        }
+    }
+}

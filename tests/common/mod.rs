@@ -1,0 +1,366 @@
+//! Test lab: a gateway and a client network namespace joined by a veth pair,
+//! a private strongSwan (charon-systemd + swanctl from Debian) in the gateway
+//! namespace, and helpers to run `acclient` in the client namespace.
+//!
+//! Addresses are documentation ranges only: 198.51.100.0/24 on the link,
+//! 203.0.113.0/24 behind the gateway, 192.0.2.0/28 for virtual IPs.
+//! Everything is torn down on drop: processes by PID, then the namespaces.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const GW: &str = "198.51.100.1";
+pub const CL: &str = "198.51.100.2";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Why a test cannot run here, or None if it can.
+pub fn skip_reason() -> Option<String> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if uid.as_deref() != Some("0") {
+        return Some("needs root (network namespaces); CI runs as root".into());
+    }
+    for bin in [
+        "/usr/sbin/charon-systemd",
+        "/usr/sbin/swanctl",
+        "/usr/bin/pki",
+    ] {
+        if !Path::new(bin).exists() {
+            return Some(format!(
+                "{bin} missing: run .ci/run or install strongSwan from Debian"
+            ));
+        }
+    }
+    None
+}
+
+/// Returns a lab, or prints why the test is skipped and returns None.
+#[macro_export]
+macro_rules! lab_or_skip {
+    ($tag:expr) => {
+        match common::skip_reason() {
+            Some(why) => {
+                eprintln!("SKIPPED: {why}");
+                return;
+            }
+            None => common::Lab::new($tag),
+        }
+    };
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+pub fn sh(script: &str) -> Output {
+    run(Command::new("sh").arg("-c").arg(script))
+}
+
+pub fn must(script: &str) -> String {
+    let o = sh(script);
+    assert!(
+        o.status.success(),
+        "`{script}` failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Certificates made once per test process with strongSwan's `pki`.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+pub fn pki() -> &'static Pki {
+    static P: OnceLock<Pki> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("acclient-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        // RSA CA + gateway; ECDSA gateway; a 3-deep RSA-4096 chain for fragmentation;
+        // an unrelated CA for the "untrusted" case.
+        must(&format!(
+            r#"set -e; cd {d}
+            export STRONGSWAN_CONF={d}/pki.conf
+            printf 'pki {{ load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey gmp }}\n' > pki.conf
+            issue() {{ pki --pub --in $1.key | pki --issue --lifetime 365 --cacert $2.crt --cakey $2.key --dn "C=XX, O=VPN Test, CN=$3" $4 --outform pem > $1.crt; }}
+            gwflags='--san vpn.example.com --san 198.51.100.1 --flag serverAuth --flag ikeIntermediate'
+            pki --gen --type rsa --size 2048 --outform pem > ca.key
+            pki --self --ca --lifetime 3650 --in ca.key --dn "C=XX, O=VPN Test, CN=VPN Test Root CA" --outform pem > ca.crt
+            pki --gen --type rsa --size 2048 --outform pem > gw.key
+            issue gw ca vpn.example.com "$gwflags"
+            pki --gen --type ecdsa --size 256 --outform pem > gwec.key
+            issue gwec ca vpn.example.com "$gwflags"
+            pki --gen --type rsa --size 2048 --outform pem > other.key
+            pki --self --ca --lifetime 3650 --in other.key --dn "C=XX, O=Elsewhere, CN=Unrelated CA" --outform pem > other.crt
+            pki --gen --type rsa --size 4096 --outform pem > bigca.key
+            pki --self --ca --lifetime 3650 --in bigca.key --dn "C=XX, O=VPN Test, CN=VPN Test Big Root CA" --outform pem > bigca.crt
+            pki --gen --type rsa --size 4096 --outform pem > int1.key
+            issue int1 bigca "VPN Test Intermediate 1" "--ca"
+            pki --gen --type rsa --size 4096 --outform pem > int2.key
+            issue int2 int1 "VPN Test Intermediate 2" "--ca"
+            pki --gen --type rsa --size 4096 --outform pem > biggw.key
+            issue biggw int2 vpn.example.com "$gwflags"
+            "#
+        ));
+        Pki { dir }
+    })
+}
+
+pub struct Lab {
+    pub tag: String,
+    pub gw: String,
+    pub cl: String,
+    pub dir: PathBuf,
+    charon: Option<Child>,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}{}", std::process::id() % 100000, n);
+        let gw = format!("acgw{id}");
+        let cl = format!("accl{id}");
+        let dir = std::env::temp_dir().join(format!("acl-{tag}-{id}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            tag: tag.into(),
+            gw: gw.clone(),
+            cl: cl.clone(),
+            dir,
+            charon: None,
+        };
+        must(&format!(
+            "set -e; ip netns add {gw}; ip netns add {cl}
+             ip link add veth-gw netns {gw} type veth peer name veth-cl netns {cl}
+             ip -n {gw} addr add {GW}/24 dev veth-gw; ip -n {cl} addr add {CL}/24 dev veth-cl
+             ip -n {gw} addr add 203.0.113.1/32 dev lo
+             ip -n {gw} link set lo up; ip -n {cl} link set lo up
+             ip -n {gw} link set veth-gw up; ip -n {cl} link set veth-cl up"
+        ));
+        lab
+    }
+
+    /// Starts charon in the gateway namespace with `conn` (swanctl syntax:
+    /// connections / pools / secrets) and `extra` lines inside `charon { }`.
+    pub fn start_strongswan(&mut self, swanctl: &str, extra: &str) {
+        let d = self.dir.join("gw");
+        for sub in [
+            "x509", "x509ca", "x509aa", "x509ocsp", "x509crl", "x509ac", "private", "rsa", "ecdsa",
+            "pkcs8", "pkcs12", "pubkey",
+        ] {
+            std::fs::create_dir_all(d.join("swanctl").join(sub)).unwrap();
+        }
+        let p = &pki().dir;
+        for (f, sub) in [
+            ("gw.crt", "x509"),
+            ("gwec.crt", "x509"),
+            ("biggw.crt", "x509"),
+            ("int1.crt", "x509ca"),
+            ("int2.crt", "x509ca"),
+        ] {
+            std::fs::copy(p.join(f), d.join("swanctl").join(sub).join(f)).unwrap();
+        }
+        for f in ["gw.key", "gwec.key", "biggw.key"] {
+            std::fs::copy(p.join(f), d.join("swanctl/private").join(f)).unwrap();
+        }
+        let dd = d.display();
+        let conf = format!(
+            r#"charon {{
+    retransmit_timeout = 1.0
+    retransmit_tries = 2
+    retransmit_base = 1.4
+    load_modular = no
+    load = random nonce drbg openssl aes sha1 sha2 md5 hmac gcm pem pkcs1 pkcs8 x509 revocation constraints pubkey gmp kdf attr kernel-libipsec kernel-netlink socket-default vici updown eap-identity eap-md5 eap-mschapv2 eap-gtc xauth-generic counters
+    plugins {{
+        vici {{ socket = unix://{dd}/charon.vici }}
+        eap-gtc {{ backend = generic }}
+    }}
+    filelog {{
+        main {{
+            path = {dd}/charon.log
+            append = no
+            flush_line = yes
+            time_format = %H:%M:%S
+            time_add_ms = yes
+            default = 1
+            ike = 2
+            cfg = 2
+            enc = 1
+        }}
+    }}
+    syslog {{ daemon {{ default = -1 }} auth {{ default = -1 }} }}
+{extra}
+}}
+swanctl {{
+    socket = unix://{dd}/charon.vici
+    load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints
+}}
+"#
+        );
+        std::fs::write(d.join("strongswan.conf"), conf).unwrap();
+        std::fs::write(d.join("swanctl/swanctl.conf"), swanctl).unwrap();
+        let stdout = std::fs::File::create(d.join("stdout.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.gw, "env"])
+            .arg(format!("STRONGSWAN_CONF={dd}/strongswan.conf"))
+            .arg("/usr/sbin/charon-systemd")
+            .stdout(stdout.try_clone().unwrap())
+            .stderr(stdout)
+            .spawn()
+            .expect("start charon-systemd");
+        self.charon = Some(child);
+        let sock = d.join("charon.vici");
+        let t = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "charon did not start: {}",
+                self.gw_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.swanctl("--load-all");
+    }
+
+    /// `swanctl ARGS` against this lab's charon, with its swanctl.conf.
+    pub fn swanctl(&self, args: &str) -> String {
+        let d = self.dir.join("gw");
+        must(&format!(
+            "STRONGSWAN_CONF={0}/strongswan.conf swanctl {args} --file {0}/swanctl/swanctl.conf --uri unix://{0}/charon.vici",
+            d.display()
+        ))
+    }
+
+    pub fn list_sas(&self) -> String {
+        let d = self.dir.join("gw");
+        must(&format!(
+            "STRONGSWAN_CONF={0}/strongswan.conf swanctl --list-sas --uri unix://{0}/charon.vici",
+            d.display()
+        ))
+    }
+
+    pub fn gw_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gw/charon.log")).unwrap_or_default()
+    }
+
+    /// Runs `acclient ARGS` in the client namespace with `stdin`; returns
+    /// (exit code, stdout, stderr, elapsed).
+    pub fn acclient(&self, args: &[&str], stdin: &str) -> (i32, String, String, Duration) {
+        use std::io::Write;
+        let t = Instant::now();
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run acclient");
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        eprintln!(
+            "--- acclient {args:?} exit {:?}\n{out}{err}",
+            o.status.code()
+        );
+        (o.status.code().unwrap_or(-1), out, err, t.elapsed())
+    }
+
+    pub fn ca(&self, name: &str) -> String {
+        pki().dir.join(name).display().to_string()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.charon.take() {
+            let pid = c.id();
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- gateway log ({}):\n{}", self.tag, self.gw_log());
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.gw]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.cl]).status();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A gateway connection in swanctl syntax. `local_auth` is `psk` or
+/// `pubkey` with `certs`; `remote_auth` is `psk` or `eap-…`.
+pub fn gw_conf(local: &str, remote: &str, extra_conn: &str, extra_child: &str) -> String {
+    format!(
+        r#"connections {{
+    vpn {{
+        version = 2
+        local_addrs = {GW}
+        pools = pool4
+        send_cert = always
+        {extra_conn}
+        local {{
+            {local}
+            id = vpn.example.com
+        }}
+        remote {{
+            {remote}
+        }}
+        children {{
+            net {{
+                local_ts = 203.0.113.0/24
+                esp_proposals = aes256gcm16,aes256-sha1
+                {extra_child}
+            }}
+        }}
+    }}
+}}
+pools {{
+    pool4 {{
+        addrs = 192.0.2.0/28
+        dns = 203.0.113.53
+    }}
+}}
+secrets {{
+    ike-alice {{
+        id-a = vpn.example.com
+        id-b = alice@example.com
+        secret = "test-psk-0123456789"
+    }}
+    eap-alice {{
+        id = alice
+        secret = "alice-password"
+    }}
+}}
+"#
+    )
+}
