@@ -3,7 +3,7 @@
 //! Exit codes (stable, documented in the README): 0 success, 1 usage or
 //! local error, 2 authentication failed, 3 gateway certificate refused or
 //! gateway not authenticated, 4 gateway unreachable / no answer, 5 protocol
-//! error or other refusal by the gateway.
+//! error or other refusal by the gateway, 6 the gateway ended the session.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -105,6 +105,9 @@ struct ConnectArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
 }
 
 fn main() {
@@ -370,13 +373,25 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
     let deadline = tokio::time::sleep(Duration::from_secs(a.timeout));
     tokio::pin!(deadline);
-    let mut connected = None;
+    let mut connected: Option<(acclient_core::TunnelConfig, Option<driver::Status>)> = None;
     let mut connect_ms = 0u128;
     let mut closing = false;
+    let mut hold: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let ev = tokio::select! {
             e = ev_rx.recv() => e,
-            _ = &mut deadline, if !closing => {
+            _ = async { match hold.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+                hold = None;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = cmd_tx.send(Command::Status(tx));
+                if let (Some(c), Ok(st)) = (connected.as_mut(), rx.await) {
+                    c.1 = Some(st);
+                }
+                let _ = cmd_tx.send(Command::Close);
+                closing = true;
+                continue;
+            }
+            _ = &mut deadline, if !closing && connected.is_none() => {
                 eprintln!("acclient: no connection after {} s", a.timeout);
                 let _ = cmd_tx.send(Command::Close);
                 closing = true;
@@ -444,11 +459,18 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 let _ = cmd_tx.send(Command::Status(tx));
                 let st = rx.await.ok();
                 connected = Some((cfg, st));
-                let _ = cmd_tx.send(Command::Close);
-                closing = true;
+                if a.hold > 0 {
+                    if !a.json {
+                        eprintln!("Connected; holding for {} s.", a.hold);
+                    }
+                    hold = Some(Box::pin(tokio::time::sleep(Duration::from_secs(a.hold))));
+                } else {
+                    let _ = cmd_tx.send(Command::Close);
+                    closing = true;
+                }
             }
             Event::Disconnected(r) => {
-                if connected.is_none() {
+                if connected.is_none() || hold.is_some() {
                     eprintln!("acclient: {r}");
                     return Ok(r.exit_code());
                 }
@@ -509,6 +531,11 @@ fn print_result(
             "ike": { "spi_i": ike_i, "spi_r": ike_r, "algorithms": ike_suite, "nat_t": nat_t },
             "child": { "spi_in": c_in, "spi_out": c_out, "algorithms": esp_suite, "mode": "tunnel" },
             "lifetimes": { "ike_rekey_s": 4 * 3600, "child_rekey_s": 3600, "note": "gateway-initiated rekeys are answered" },
+            "stats": st.map(|s| serde_json::json!({
+                "ike_sent": s.stats.ike_sent, "ike_received": s.stats.ike_received, "retransmits": s.stats.retransmits,
+                "dropped": s.stats.dropped, "dpd_answered": s.stats.dpd_answered,
+                "ike_rekeys": s.stats.ike_rekeys, "child_rekeys": s.stats.child_rekeys,
+            })),
             "unknown_attributes": cfg.unknown.iter().map(|(t, v)| serde_json::json!({"type": t, "length": v.len()})).collect::<Vec<_>>(),
         });
         println!("{v}");
@@ -539,6 +566,13 @@ fn print_result(
             if nat_t { ", NAT-T (UDP 4500)" } else { "" }
         );
         println!("  CHILD SA:    {esp_suite}, SPIs {c_in}_i {c_out}_o, tunnel mode");
+        if let Some(s) = st {
+            let c = &s.stats;
+            println!(
+                "  IKE packets: {} sent, {} received, {} retransmits, {} dropped; DPD answered {}; rekeys IKE {} CHILD {}",
+                c.ike_sent, c.ike_received, c.retransmits, c.dropped, c.dpd_answered, c.ike_rekeys, c.child_rekeys
+            );
+        }
         println!("Disconnected (DELETE sent).");
     }
 }

@@ -211,7 +211,8 @@ impl DisconnectReason {
     /// A stable exit code for front ends (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            DisconnectReason::LocallyClosed | DisconnectReason::PeerDeleted => 0,
+            DisconnectReason::LocallyClosed => 0,
+            DisconnectReason::PeerDeleted => 6,
             DisconnectReason::AuthFailed(_) => 2,
             DisconnectReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED) => 2,
             DisconnectReason::CertificateRefused { .. }

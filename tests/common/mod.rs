@@ -254,6 +254,18 @@ swanctl {{
         ))
     }
 
+    /// Waits (at most `secs`) until the gateway log contains `pat`.
+    pub fn wait_log(&self, pat: &str, secs: u64) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if self.gw_log().contains(pat) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     pub fn gw_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gw/charon.log")).unwrap_or_default()
     }

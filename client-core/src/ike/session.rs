@@ -616,6 +616,28 @@ impl Session {
 
     fn fail(&mut self, reason: DisconnectReason) {
         warn!("{reason}");
+        // Once an IKE SA exists, tell the gateway we are gone (best effort,
+        // not retransmitted) so it does not keep a half-open SA and lease.
+        if self.ike.is_some()
+            && self.state != State::Closed
+            && !matches!(reason, DisconnectReason::TimedOut(_))
+        {
+            if let Some(id) = self.ike.as_ref().map(|i| i.next_id) {
+                let d = Delete {
+                    protocol: ProtocolId::IKE,
+                    spi_size: 0,
+                    spis: &[],
+                };
+                let dg = self.seal(
+                    false,
+                    ExchangeType::INFORMATIONAL,
+                    id,
+                    false,
+                    &[Payload::from(PayloadBody::Delete(d))],
+                );
+                self.transmits.extend(dg);
+            }
+        }
         self.finish(reason);
     }
 
