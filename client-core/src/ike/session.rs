@@ -332,7 +332,8 @@ impl Session {
         self.nat_t
     }
 
-    /// One line of Wireshark's `ikev2_decryption_table` for the current IKE SA.
+    /// One line of Wireshark's `ikev2_decryption_table` UAT (hex fields bare,
+    /// algorithm names quoted) for the current IKE SA.
     /// This exposes keys on purpose: only call it when the user asked for a key log.
     pub fn keylog_line(&self) -> Option<String> {
         let ike = self.ike.as_ref()?;
@@ -806,6 +807,7 @@ impl Session {
             eap_done: false,
             password: self.settings.password.clone(),
         };
+        let first_attempt = self.init.is_none();
         self.init = Some(init);
         self.transmits.push_back(bytes.clone());
         self.outstanding = Some(Outstanding {
@@ -815,7 +817,7 @@ impl Session {
             purpose: Purpose::SaInit,
         });
         self.arm_retransmit(now);
-        if self.events.is_empty() {
+        if first_attempt {
             self.events.push_back(Event::Progress(Progress::Contacting));
         }
         Ok(())
