@@ -399,6 +399,59 @@ fn h_gateway_rekeys_and_dpd() {
     );
 }
 
+/// (h') We rekey the CHILD SA and the IKE SA ourselves before our lifetimes
+/// run out (the gateway's are long), make-before-break.
+#[test]
+fn h_client_rekeys() {
+    let mut lab = lab_or_skip!("ownrekey");
+    lab.start_strongswan(
+        &gw_conf(
+            "auth = pubkey\n certs = gw.crt",
+            "auth = eap-mschapv2\n eap_id = %any",
+            "",
+            "",
+        ),
+        "",
+    );
+    let ca = lab.ca("ca.crt");
+    let (code, out, err, _) = lab.acclient(
+        &[
+            "-v",
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--child-lifetime",
+            "5",
+            "--ike-lifetime",
+            "10",
+            "--hold",
+            "13",
+            "--json",
+        ],
+        "alice-password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let st = &json(&out)["stats"];
+    assert!(st["child_rekeys"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st["ike_rekeys"].as_u64().unwrap() >= 1, "{st}");
+    let log = lab.gw_log();
+    assert!(
+        log.contains("[ N(REKEY_SA) SA No TSi TSr ]"),
+        "CHILD rekey from us: {log}"
+    );
+    assert!(
+        log.contains("received DELETE for ESP CHILD_SA"),
+        "old CHILD SA deleted after the new one: {log}"
+    );
+    assert!(log.contains("rekeyed between"), "IKE rekey from us: {log}");
+    assert!(!log.contains("giving up after"), "{log}");
+}
+
 /// (i) 30 % random loss in both directions still connects through retransmits.
 /// (This kernel has no sch_netem; iptables' statistic match drops instead.)
 #[test]

@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Connect, authenticate, set up the CHILD SA, print what the gateway gave, disconnect.
-    Probe(ConnectArgs),
+    Probe(Box<ConnectArgs>),
     /// List the hosts of an AnyConnect XML profile.
     Profiles {
         /// Profile file.
@@ -105,6 +105,12 @@ struct ConnectArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Rekey the IKE SA ourselves after about this many seconds (default 14400).
+    #[arg(long, default_value_t = 4 * 3600)]
+    ike_lifetime: u64,
+    /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
+    #[arg(long, default_value_t = 3600)]
+    child_lifetime: u64,
     /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile).
     #[arg(long, default_value_t = 0)]
     hold: u64,
@@ -128,6 +134,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Profiles { file } => profiles(&file).map(|_| 0),
         Cmd::Probe(a) => {
+            let a = *a;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -336,6 +343,8 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     s.legacy = a.legacy;
     s.fragment_size = a.fragment_size;
     s.request_ipv6 = a.ipv6;
+    s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime.max(10)));
+    s.child_lifetime = Some(Duration::from_secs(a.child_lifetime.max(5)));
     if a.passwd_on_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -530,7 +539,7 @@ fn print_result(
             "ts_local": tsl, "ts_remote": tsr,
             "ike": { "spi_i": ike_i, "spi_r": ike_r, "algorithms": ike_suite, "nat_t": nat_t },
             "child": { "spi_in": c_in, "spi_out": c_out, "algorithms": esp_suite, "mode": "tunnel" },
-            "lifetimes": { "ike_rekey_s": 4 * 3600, "child_rekey_s": 3600, "note": "gateway-initiated rekeys are answered" },
+            "lifetimes": { "ike_s": a.ike_lifetime, "child_s": a.child_lifetime, "rekey_at": "80-90 % of the lifetime; gateway-initiated rekeys are answered" },
             "stats": st.map(|s| serde_json::json!({
                 "ike_sent": s.stats.ike_sent, "ike_received": s.stats.ike_received, "retransmits": s.stats.retransmits,
                 "dropped": s.stats.dropped, "dpd_answered": s.stats.dpd_answered,

@@ -112,11 +112,9 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
                 }
                 path.push(name);
             }
-            X::End(_) => {
-                if path.pop().as_deref() == Some("HostEntry") {
-                    if let Some(h) = host.take() {
-                        p.hosts.push(h);
-                    }
+            X::End(_) if path.pop().as_deref() == Some("HostEntry") => {
+                if let Some(h) = host.take() {
+                    p.hosts.push(h);
                 }
             }
             X::Text(t) => {

@@ -262,7 +262,7 @@ impl Protection {
         let iv = &msg[body_at..body_at + iv_len];
         let ct_end = msg.len() - icv_len;
         let mut pt = msg[body_at + iv_len..ct_end].to_vec();
-        if pt.len() % self.encr.block() != 0 {
+        if !pt.len().is_multiple_of(self.encr.block()) {
             return Err(OpenError::BadLength);
         }
         match self.encr {

@@ -55,7 +55,7 @@ pub fn ike_keys(
     l: KeyLengths,
 ) -> IkeKeys {
     let seed = [ni, nr, &spi_i[..], &spi_r[..]].concat();
-    let p = prf.len();
+    let p = prf.output_len();
     let total = 3 * p + 2 * l.integ + 2 * l.encr;
     let km = prf.plus(skeyseed, &seed, total);
     let mut at = 0;

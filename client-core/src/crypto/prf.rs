@@ -30,7 +30,7 @@ impl Prf {
     }
 
     /// Output (and preferred key) length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn output_len(&self) -> usize {
         self.alg.digest_algorithm().output_len()
     }
 
@@ -51,7 +51,7 @@ impl Prf {
     /// (the largest request is < 400 bytes).
     pub fn plus(&self, key: &[u8], seed: &[u8], len: usize) -> Vec<u8> {
         let k = hmac::Key::new(self.alg, key);
-        let mut out = Vec::with_capacity(len + self.len());
+        let mut out = Vec::with_capacity(len + self.output_len());
         let mut prev: Vec<u8> = Vec::new();
         let mut n: u8 = 1;
         while out.len() < len {

@@ -141,8 +141,8 @@ impl State {
                     .ok_or_else(|| proto("success before challenge"))?;
                 let msg = rest.get(3..).unwrap_or(&[]);
                 if msg.len() < 42
-                    || !aws_lc_rs::constant_time::verify_slices_are_equal(&msg[..42], want.expose())
-                        .is_ok()
+                    || aws_lc_rs::constant_time::verify_slices_are_equal(&msg[..42], want.expose())
+                        .is_err()
                 {
                     return Err(Error::Failure("the gateway's MS-CHAPv2 authenticator response is wrong (not the real server?)".into()));
                 }

@@ -191,7 +191,7 @@ pub fn esp_proposals(spi: u32, legacy: bool, pfs: Option<DhId>) -> SaPayload {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadChoice(pub String);
 
-fn single<'a>(p: &'a Proposal, ty: T) -> Result<Option<&'a Transform>, BadChoice> {
+fn single(p: &Proposal, ty: T) -> Result<Option<&Transform>, BadChoice> {
     let mut it = p.of_type(ty);
     let first = it.next();
     if it.next().is_some() {

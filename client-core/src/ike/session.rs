@@ -105,8 +105,12 @@ pub struct Stats {
 enum Timer {
     Retransmit = 0,
     Reassembly = 1,
+    /// Our own IKE SA rekey (RFC 7296 §2.8), before the lifetime runs out.
+    IkeRekey = 2,
+    /// Our own CHILD SA rekey.
+    ChildRekey = 3,
 }
-const TIMERS: usize = 2;
+const TIMERS: usize = 4;
 
 /// The keys and parameters of an established IKE SA.
 struct IkeSa {
@@ -173,6 +177,9 @@ enum Purpose {
     SaInit,
     Auth,
     Delete,
+    ChildRekey,
+    IkeRekey,
+    DeleteChild,
 }
 
 struct Outstanding {
@@ -239,8 +246,16 @@ pub struct Session {
     pending: Option<(PromptId, Pending)>,
     config: TunnelConfig,
     stats: Stats,
-    esp_suite_name: String,
     last_reassembly_error: Option<String>,
+    /// Our in-flight rekey: nonce, DH key (IKE), offered SA, new SPI.
+    rekey: Option<RekeyData>,
+}
+
+struct RekeyData {
+    ni: Vec<u8>,
+    dh: Option<KeyPair>,
+    offer: SaPayload,
+    new_spi: Vec<u8>,
 }
 
 impl Session {
@@ -274,8 +289,8 @@ impl Session {
             pending: None,
             config: TunnelConfig::default(),
             stats: Stats::default(),
-            esp_suite_name: String::new(),
             last_reassembly_error: None,
+            rekey: None,
         };
         if let LocalAuth::Eap(m) = &s.settings.auth {
             if m.is_empty() {
@@ -311,7 +326,7 @@ impl Session {
 
     /// Negotiated ESP algorithms.
     pub fn esp_suite(&self) -> Option<String> {
-        self.child.as_ref().map(|_| self.esp_suite_name.clone())
+        self.child.as_ref().map(|c| c.suite.name())
     }
 
     /// IKE SPIs (initiator, responder) of the current IKE SA.
@@ -394,6 +409,16 @@ impl Session {
         if hdr.spi_i != self.spi_i && !self.matches_any_sa(&hdr) {
             return self.drop("unknown IKE SPI");
         }
+        let to_old = self
+            .old_ike
+            .as_ref()
+            .is_some_and(|o| o.spi_i == hdr.spi_i && o.spi_r == hdr.spi_r);
+        if to_old && hdr.flags.response() {
+            // The answer to our DELETE of the IKE SA we rekeyed: it is gone now.
+            debug!("old IKE SA deleted after our rekey");
+            self.old_ike = None;
+            return Received::Consumed;
+        }
         let r = if hdr.flags.response() {
             self.on_response(now, &hdr, data)
         } else {
@@ -431,6 +456,22 @@ impl Session {
         if let Some(t) = self.timers[Timer::Retransmit as usize] {
             if now >= t {
                 self.retransmit(now);
+            }
+        }
+        for (timer, purpose) in [
+            (Timer::IkeRekey, Purpose::IkeRekey),
+            (Timer::ChildRekey, Purpose::ChildRekey),
+        ] {
+            if let Some(t) = self.timers[timer as usize] {
+                if now >= t && self.state == State::Established {
+                    if self.outstanding.is_some() {
+                        // Window of one (§2.3): try again when the exchange in flight is done.
+                        self.timers[timer as usize] = Some(now + Duration::from_secs(1));
+                    } else {
+                        self.timers[timer as usize] = None;
+                        self.start_rekey(now, purpose);
+                    }
+                }
             }
         }
     }
@@ -1209,6 +1250,10 @@ impl Session {
 
     fn on_response(&mut self, now: Instant, hdr: &Header, data: &[u8]) -> Received {
         let Some(o) = self.outstanding.as_ref() else {
+            debug!(
+                "{:?} response {} without a request in flight",
+                hdr.exchange, hdr.message_id
+            );
             return self.drop("response without a request");
         };
         // §3.1: the I flag marks the original initiator's messages; the peer's
@@ -1243,6 +1288,10 @@ impl Session {
                 debug!("IKE SA deleted");
                 self.finish(DisconnectReason::LocallyClosed);
             }
+            Purpose::ChildRekey | Purpose::IkeRekey => {
+                self.on_rekey_response(now, purpose, first, &pt)
+            }
+            Purpose::DeleteChild => debug!("old CHILD SA deleted"),
             Purpose::SaInit => {}
         }
         Received::Consumed
@@ -1488,7 +1537,7 @@ impl Session {
                     scheme,
                 }));
             if !eap_mode {
-                return self.establish(&payloads);
+                return self.establish(now, &payloads);
             }
             match eap {
                 Some(e) => self.on_eap(now, &e),
@@ -1528,7 +1577,7 @@ impl Session {
                         "the final AUTH after EAP does not verify".into(),
                     ));
                 }
-                return self.establish(&payloads);
+                return self.establish(now, &payloads);
             }
             match eap {
                 Some(e) => self.on_eap(now, &e),
@@ -1692,7 +1741,7 @@ impl Session {
     }
 
     /// Reads CP, SA and TS of the last IKE_AUTH response and goes up.
-    fn establish(&mut self, payloads: &[Payload<'_>]) {
+    fn establish(&mut self, now: Instant, payloads: &[Payload<'_>]) {
         let Some(init) = self.init.take() else { return };
         let Some(ike) = self.ike.as_ref() else { return };
         let mut cfg = TunnelConfig::default();
@@ -1732,7 +1781,6 @@ impl Session {
         );
         cfg.ts_local = tsi.clone();
         cfg.ts_remote = tsr.clone();
-        self.esp_suite_name = suite.name();
         let info = ChildSaInfo {
             spi_in: init.child_spi,
             spi_out,
@@ -1769,6 +1817,8 @@ impl Session {
         });
         self.config = cfg.clone();
         self.state = State::Established;
+        self.arm_lifetime(now, Timer::IkeRekey);
+        self.arm_lifetime(now, Timer::ChildRekey);
         self.events.push_back(Event::ChildSa(Box::new(info)));
         self.events.push_back(Event::Connected(cfg));
     }
@@ -1919,7 +1969,8 @@ impl Session {
         }
     }
 
-    fn on_create_child(&mut self, _now: Instant, id: u32, payloads: &[Payload<'_>]) {
+    fn on_create_child(&mut self, now: Instant, id: u32, payloads: &[Payload<'_>]) {
+        // A gateway-initiated exchange supersedes ours if both collide (§2.25).
         let mut sa = None;
         let mut ni = None;
         let mut ke = None;
@@ -2030,6 +2081,7 @@ impl Session {
             let new = IkeSa::new(suite, keys, new_spi_i, new_spi_r, false);
             self.old_ike = self.ike.replace(new);
             self.stats.ike_rekeys += 1;
+            self.arm_lifetime(now, Timer::IkeRekey);
             info!("IKE_SA rekeyed by the gateway: {}", suite.name());
             self.events.push_back(Event::Progress(Progress::IkeRekeyed));
             return;
@@ -2111,7 +2163,6 @@ impl Session {
             ts_local: tsr.selectors.clone(),
             ts_remote: tsi.selectors.clone(),
         };
-        self.esp_suite_name = suite.name();
         self.child = Some(ChildSa {
             spi_in,
             spi_out,
@@ -2119,7 +2170,276 @@ impl Session {
             ts_local: tsr.selectors,
             ts_remote: tsi.selectors,
         });
+        self.arm_lifetime(now, Timer::ChildRekey);
         self.events.push_back(Event::ChildSa(Box::new(info)));
+    }
+}
+
+impl Session {
+    /// Arms our own rekey at 90 % (minus up to 10 % jitter) of the lifetime.
+    fn arm_lifetime(&mut self, now: Instant, timer: Timer) {
+        let life = match timer {
+            Timer::IkeRekey => self.settings.ike_lifetime,
+            Timer::ChildRekey => self.settings.child_lifetime,
+            _ => None,
+        };
+        self.timers[timer as usize] = life.map(|l| {
+            let mut j = [0u8; 1];
+            self.rng.fill(&mut j);
+            now + l.mul_f64(0.8 + 0.1 * (j[0] as f64 / 255.0))
+        });
+    }
+
+    /// Starts our own CREATE_CHILD_SA rekey of the CHILD SA (§1.3.3) or the
+    /// IKE SA (§1.3.2).
+    fn start_rekey(&mut self, now: Instant, purpose: Purpose) {
+        let Some(ike) = self.ike.as_ref() else { return };
+        let mut ni = vec![0u8; 32];
+        self.rng.fill(&mut ni);
+        if purpose == Purpose::IkeRekey {
+            let group = ike.suite.dh;
+            let dh = match KeyPair::generate(group, self.rng.as_mut()) {
+                Ok(k) => k,
+                Err(e) => return warn!("cannot rekey the IKE SA: {e}"),
+            };
+            let mut spi = [0u8; 8];
+            self.rng.fill(&mut spi);
+            // Offer exactly the current suite: a rekey is no time to renegotiate.
+            let mut offer =
+                proposals::ike_proposals(self.settings.legacy, self.settings.legacy_group1, group);
+            for p in &mut offer.proposals {
+                p.spi = spi.to_vec();
+            }
+            let payloads = [
+                Payload::from(PayloadBody::Sa(offer.clone())),
+                Payload::from(PayloadBody::Nonce(&ni)),
+                Payload::from(PayloadBody::Ke(Ke {
+                    group,
+                    data: dh.public(),
+                })),
+            ];
+            self.send_request(
+                now,
+                ExchangeType::CREATE_CHILD_SA,
+                &payloads,
+                Purpose::IkeRekey,
+            );
+            self.rekey = Some(RekeyData {
+                ni,
+                dh: Some(dh),
+                offer,
+                new_spi: spi.to_vec(),
+            });
+            return;
+        }
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        let mut spi = [0u8; 4];
+        self.rng.fill(&mut spi);
+        let new_spi = u32::from_be_bytes(spi) | 0xc000_0000;
+        let offer = proposals::esp_proposals(new_spi, self.settings.legacy, None);
+        let old_in = child.spi_in.to_be_bytes();
+        let (tsl, tsr) = (child.ts_local.clone(), child.ts_remote.clone());
+        let payloads = [
+            Payload::from(PayloadBody::Notify(Notify {
+                protocol: ProtocolId::ESP,
+                spi: &old_in,
+                ty: NotifyType::REKEY_SA,
+                data: &[],
+            })),
+            Payload::from(PayloadBody::Sa(offer.clone())),
+            Payload::from(PayloadBody::Nonce(&ni)),
+            Payload::from(PayloadBody::TsI(TsPayload { selectors: tsl })),
+            Payload::from(PayloadBody::TsR(TsPayload { selectors: tsr })),
+        ];
+        self.send_request(
+            now,
+            ExchangeType::CREATE_CHILD_SA,
+            &payloads,
+            Purpose::ChildRekey,
+        );
+        self.rekey = Some(RekeyData {
+            ni,
+            dh: None,
+            offer,
+            new_spi: new_spi.to_be_bytes().to_vec(),
+        });
+    }
+
+    fn on_rekey_response(&mut self, now: Instant, purpose: Purpose, first: PayloadType, pt: &[u8]) {
+        let Some(rk) = self.rekey.take() else { return };
+        let payloads = match parse_chain(first, pt) {
+            Ok((p, _)) => p,
+            Err(e) => {
+                return self.fail(DisconnectReason::Protocol(format!(
+                    "CREATE_CHILD_SA response: {e}"
+                )))
+            }
+        };
+        debug!(
+            "received CREATE_CHILD_SA response {}",
+            describe::summary(&payloads)
+        );
+        let mut sa = None;
+        let mut nr = None;
+        let mut ke = None;
+        for p in &payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa = Some(s),
+                PayloadBody::Nonce(n) => nr = Some(n.to_vec()),
+                PayloadBody::Ke(k) => ke = Some(k.clone()),
+                PayloadBody::Notify(n) if n.ty.is_error() => {
+                    // e.g. TEMPORARY_FAILURE during a rekey collision (§2.25): try later.
+                    info!("the gateway refused our rekey ({:?}); retrying later", n.ty);
+                    let t = if purpose == Purpose::IkeRekey {
+                        Timer::IkeRekey
+                    } else {
+                        Timer::ChildRekey
+                    };
+                    self.timers[t as usize] = Some(now + Duration::from_secs(10));
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(nr)) = (sa, nr) else {
+            return self.fail(DisconnectReason::Protocol(
+                "CREATE_CHILD_SA response without SA and Nr".into(),
+            ));
+        };
+        let Some(ike) = self.ike.as_ref() else { return };
+        if purpose == Purpose::IkeRekey {
+            let Some(p) = sa.proposals.first() else {
+                return;
+            };
+            let Ok(new_spi_r) = <[u8; 8]>::try_from(&p.spi[..]) else {
+                return self.fail(DisconnectReason::Protocol(
+                    "IKE rekey response without an 8-byte SPI".into(),
+                ));
+            };
+            let mut chosen = sa.clone();
+            for p in &mut chosen.proposals {
+                p.spi = rk.new_spi.clone();
+            }
+            let suite = match proposals::select_ike(&rk.offer, &chosen) {
+                Ok(s) => s,
+                Err(e) => return self.fail(DisconnectReason::Protocol(e.0)),
+            };
+            let (Some(dh), Some(ke)) = (rk.dh, ke) else {
+                return self.fail(DisconnectReason::Protocol(
+                    "IKE rekey response without KE".into(),
+                ));
+            };
+            let gir = match dh.shared(ke.data) {
+                Ok(g) => g,
+                Err(e) => return self.fail(DisconnectReason::Protocol(e.to_string())),
+            };
+            let Ok(new_spi_i) = <[u8; 8]>::try_from(&rk.new_spi[..]) else {
+                return;
+            };
+            let seed = keymat::rekey_skeyseed(
+                &ike.suite.prf,
+                ike.keys.sk_d.expose(),
+                gir.expose(),
+                &rk.ni,
+                &nr,
+            );
+            let l = KeyLengths {
+                integ: suite.integ.map_or(0, |i| i.key_len()),
+                encr: suite.encr.key_len(),
+            };
+            let keys = keymat::ike_keys(
+                &suite.prf,
+                seed.expose(),
+                &rk.ni,
+                &nr,
+                &new_spi_i,
+                &new_spi_r,
+                l,
+            );
+            let new = IkeSa::new(suite, keys, new_spi_i, new_spi_r, true);
+            let old = self.ike.replace(new);
+            self.old_ike = old;
+            // Delete the old IKE SA on the old SA (best effort: the gateway
+            // also drops it when its lifetime ends).
+            if let Some(id) = self.old_ike.as_ref().map(|o| o.next_id) {
+                let d = Delete {
+                    protocol: ProtocolId::IKE,
+                    spi_size: 0,
+                    spis: &[],
+                };
+                let dg = self.seal(
+                    true,
+                    ExchangeType::INFORMATIONAL,
+                    id,
+                    false,
+                    &[Payload::from(PayloadBody::Delete(d))],
+                );
+                self.transmits.extend(dg);
+            }
+            self.stats.ike_rekeys += 1;
+            info!("IKE_SA rekeyed: {}", suite.name());
+            self.events.push_back(Event::Progress(Progress::IkeRekeyed));
+            self.arm_lifetime(now, Timer::IkeRekey);
+            return;
+        }
+        // CHILD SA rekey: we initiated, so the first KEYMAT half is our outbound.
+        let (suite, spi_out) = match proposals::select_esp(&rk.offer, sa) {
+            Ok(x) => x,
+            Err(e) => return self.fail(DisconnectReason::Protocol(e.0)),
+        };
+        let Ok(spi_in) = <[u8; 4]>::try_from(&rk.new_spi[..]).map(u32::from_be_bytes) else {
+            return;
+        };
+        let l = KeyLengths {
+            integ: suite.integ.map_or(0, |i| i.key_len()),
+            encr: suite.encr.key_len(),
+        };
+        let keys = keymat::child_keys(&ike.suite.prf, ike.keys.sk_d.expose(), None, &rk.ni, &nr, l);
+        let Some(old) = self.child.take() else { return };
+        let info = ChildSaInfo {
+            spi_in,
+            spi_out,
+            encr: suite.encr,
+            integ: suite.integ,
+            esn: suite.esn,
+            encr_out: keys.encr_i,
+            integ_out: keys.integ_i,
+            encr_in: keys.encr_r,
+            integ_in: keys.integ_r,
+            ts_local: old.ts_local.clone(),
+            ts_remote: old.ts_remote.clone(),
+        };
+        info!(
+            "CHILD_SA rekeyed: SPIs {spi_in:08x}_i {spi_out:08x}_o, {}",
+            suite.name()
+        );
+        self.child = Some(ChildSa {
+            spi_in,
+            spi_out,
+            suite,
+            ts_local: old.ts_local,
+            ts_remote: old.ts_remote,
+        });
+        self.stats.child_rekeys += 1;
+        self.events.push_back(Event::ChildSa(Box::new(info)));
+        self.events
+            .push_back(Event::Progress(Progress::ChildRekeyed));
+        self.arm_lifetime(now, Timer::ChildRekey);
+        // Make-before-break: the new SA is installed; now delete the old one (§1.4.1).
+        let spis = old.spi_in.to_be_bytes();
+        let d = Delete {
+            protocol: ProtocolId::ESP,
+            spi_size: 4,
+            spis: &spis,
+        };
+        self.send_request(
+            now,
+            ExchangeType::INFORMATIONAL,
+            &[Payload::from(PayloadBody::Delete(d))],
+            Purpose::DeleteChild,
+        );
     }
 }
 
@@ -2154,8 +2474,8 @@ fn apply_cfg(cfg: &mut TunnelConfig, cp: &ConfigPayload<'_>) {
         match a.ty {
             CfgAttr::INTERNAL_IP4_ADDRESS => v4_addr = v4().map(std::net::Ipv4Addr::from),
             CfgAttr::INTERNAL_IP4_NETMASK => v4_mask = v4(),
-            CfgAttr::INTERNAL_IP4_DNS => cfg.dns.extend(v4().map(|a| IpAddr::from(a))),
-            CfgAttr::INTERNAL_IP4_NBNS => cfg.nbns.extend(v4().map(|a| IpAddr::from(a))),
+            CfgAttr::INTERNAL_IP4_DNS => cfg.dns.extend(v4().map(IpAddr::from)),
+            CfgAttr::INTERNAL_IP4_NBNS => cfg.nbns.extend(v4().map(IpAddr::from)),
             CfgAttr::INTERNAL_ADDRESS_EXPIRY if v.len() == 4 => {
                 cfg.address_expiry = v4().map(u32::from_be_bytes)
             }

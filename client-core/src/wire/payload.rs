@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(id.ty, IdType::ID_GROUP);
         assert_eq!(id.data, b"*$AnyConnectClient$*");
         let mut w = Writer::new();
-        emit_chain(&[p.clone()], PayloadType::CERTREQ, &mut w);
+        emit_chain(std::slice::from_ref(&p), PayloadType::CERTREQ, &mut w);
         assert_eq!(&w.buf[..], &SEED_IDI[..]);
     }
 
