@@ -319,6 +319,7 @@ fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
 }
 
 async fn probe(a: ConnectArgs) -> Result<i32> {
+    tracing::debug!("probe: reading settings");
     let p = plan(&a)?;
     let started = Instant::now();
     let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
@@ -331,6 +332,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         .await
         .with_context(|| format!("cannot open UDP sockets towards {}", p.gateway))?;
     let local = socks.local_addr()?;
+    tracing::debug!("probe: sockets bound to {local}");
     let user = a.user.clone();
     let identity = match (&p.identity, &user) {
         (Some(id), _) => Identity::for_user(id),
@@ -371,8 +373,10 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    tracing::debug!("probe: settings ready");
     let session =
         Session::new(s, Box::new(SystemRng), Instant::now()).map_err(|e| anyhow!("{e}"))?;
+    tracing::debug!("probe: session created");
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let opts = DriverOptions {

@@ -16,6 +16,8 @@ pub mod crypto;
 pub mod driver;
 pub mod eap;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod profile;
 pub mod settings;

@@ -20,18 +20,16 @@ pub trait Rng: Send {
     fn fill(&mut self, buf: &mut [u8]);
 }
 
-/// The operating system's CSPRNG via aws-lc-rs.
+/// The kernel's CSPRNG (getrandom(2)), read directly: aws-lc's own DRBG
+/// costs ~32 ms to seed on first use, a third of a connect.
 #[derive(Default, Debug)]
 pub struct SystemRng;
 
 impl Rng for SystemRng {
     fn fill(&mut self, buf: &mut [u8]) {
-        use aws_lc_rs::rand::SecureRandom;
-        // aws-lc's RNG only fails if the OS entropy source is gone, in which
-        // case no key could be made safely anyway.
-        aws_lc_rs::rand::SystemRandom::new()
-            .fill(buf)
-            .expect("system RNG failed");
+        // getrandom(2) only fails if the kernel has no entropy source at all,
+        // in which case no key could be made safely anyway.
+        getrandom::getrandom(buf).expect("the kernel CSPRNG (getrandom) failed");
     }
 }
 
