@@ -615,3 +615,144 @@ fn wireshark_decrypts_ike_auth() {
         "malformed or expert errors: {bad}"
     );
 }
+
+/// A gateway that only accepts legacy algorithms: a clear NO_PROPOSAL_CHOSEN
+/// error by default, a connection with --legacy.
+#[test]
+fn no_proposal_chosen_then_legacy() {
+    let mut lab = lab_or_skip!("noprop");
+    lab.start_strongswan(
+        &gw_conf(
+            "auth = psk",
+            "auth = psk\n id = %any",
+            "proposals = aes128-sha1-modp1024",
+            "",
+        ),
+        "",
+    );
+    std::fs::write(lab.dir.join("psk"), "test-psk-0123456789\n").unwrap();
+    let psk = lab.dir.join("psk").display().to_string();
+    let args = [
+        "probe",
+        "--server",
+        GW,
+        "--user",
+        "alice@example.com",
+        "--psk-file",
+        &psk,
+    ];
+    let (code, _, err, _) = lab.acclient(&args, "");
+    assert_eq!(code, 5, "protocol refusal exit code");
+    assert!(
+        err.contains("accepts none of our proposals (NO_PROPOSAL_CHOSEN)"),
+        "{err}"
+    );
+    let mut legacy = args.to_vec();
+    legacy.push("--legacy");
+    let (code, _, err, _) = lab.acclient(&legacy, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"),
+        "{err}"
+    );
+}
+
+/// The gateway demands a COOKIE (RFC 7296 §2.6): we retry with it.
+#[test]
+fn cookie_challenge() {
+    let mut lab = lab_or_skip!("cookie");
+    lab.start_strongswan(
+        &gw_conf("auth = psk", "auth = psk\n id = %any", "", ""),
+        "    cookie_threshold = 1\n",
+    );
+    std::fs::write(lab.dir.join("psk"), "test-psk-0123456789\n").unwrap();
+    let psk = lab.dir.join("psk").display().to_string();
+    // strongSwan asks for cookies once `cookie_threshold` IKE SAs are half
+    // open: leave one behind by blocking NAT-T during a first attempt.
+    let cl = lab.cl.clone();
+    must(&format!(
+        "ip netns exec {cl} iptables -A OUTPUT -p udp --dport 4500 -j DROP"
+    ));
+    let (code, _, _, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice@example.com",
+            "--psk-file",
+            &psk,
+            "--timeout",
+            "2",
+        ],
+        "",
+    );
+    assert_eq!(code, 4, "--timeout expired: exit code 4 (no answer)");
+    must(&format!("ip netns exec {cl} iptables -F OUTPUT"));
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "-v",
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice@example.com",
+            "--psk-file",
+            &psk,
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("gateway requested a COOKIE"), "{err}");
+    assert!(lab.gw_log().contains("N(COOKIE)"));
+}
+
+/// -vv decodes every payload but never prints the password, the PSK or keys.
+#[test]
+fn verbose_output_has_no_secrets() {
+    let mut lab = lab_or_skip!("secrets");
+    lab.start_strongswan(
+        &gw_conf(
+            "auth = pubkey\n certs = gw.crt",
+            "auth = eap-gtc\n eap_id = %any",
+            "",
+            "",
+        ),
+        "",
+    );
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "-vv",
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--eap",
+            "gtc",
+        ],
+        "alice-password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("IDi type") && err.contains("CP CFG_REPLY"),
+        "payload-level decode present: {err}"
+    );
+    assert!(
+        !err.contains("alice-password"),
+        "EAP-GTC carries the password in clear inside SK: never log it"
+    );
+    assert!(
+        !err.to_lowercase().contains(
+            &"alice-password"
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+        "nor as hex"
+    );
+}

@@ -87,6 +87,9 @@ struct ConnectArgs {
     /// Also offer legacy algorithms (3DES, SHA-1, MODP 1024/1536).
     #[arg(long)]
     legacy: bool,
+    /// Also offer MODP-768 (DH group 1), as very old Cisco head-ends need (seed 004). Weak.
+    #[arg(long)]
+    legacy_modp768: bool,
     /// Largest IKE datagram before fragmenting (RFC 7383).
     #[arg(long, default_value_t = 1280)]
     fragment_size: usize,
@@ -343,6 +346,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     s.username = user.clone();
     s.remote_id = a.remote_id.clone();
     s.legacy = a.legacy;
+    s.legacy_group1 = a.legacy_modp768;
     s.fragment_size = a.fragment_size;
     s.request_ipv6 = a.ipv6;
     s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime.max(10)));
@@ -389,6 +393,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let mut connected: Option<(acclient_core::TunnelConfig, Option<driver::Status>)> = None;
     let mut connect_ms = 0u128;
     let mut closing = false;
+    let mut gave_up = false;
     let mut hold: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let ev = tokio::select! {
@@ -408,6 +413,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 eprintln!("acclient: no connection after {} s", a.timeout);
                 let _ = cmd_tx.send(Command::Close);
                 closing = true;
+                gave_up = true;
                 continue;
             }
         };
@@ -483,6 +489,9 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 }
             }
             Event::Disconnected(r) => {
+                if gave_up && connected.is_none() {
+                    return Ok(DisconnectReason::TimedOut(0).exit_code());
+                }
                 if connected.is_none() || hold.is_some() {
                     eprintln!("acclient: {r}");
                     return Ok(r.exit_code());

@@ -1,0 +1,92 @@
+//! Every profile we ship validates against the AnyConnect profile schema
+//! (xmllint) and is read by `acclient profiles`; broken XML is reported with
+//! its line and column and exit code 1.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn shipped() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 2, "demo.xml and seed-004.xml at least");
+    v
+}
+
+#[test]
+fn shipped_profiles_validate_against_the_xsd() {
+    if Command::new("xmllint").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: xmllint missing (scripts/setup installs libxml2-utils)");
+        return;
+    }
+    let xsd = repo().join("profiles/schema/AnyConnectProfile.xsd");
+    for p in shipped() {
+        let o = Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&xsd)
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn acclient_lists_every_shipped_profile() {
+    for p in shipped() {
+        let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
+            .arg("profiles")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", p.display());
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("IPsec"), "{}: {out}", p.display());
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
+        .arg("profiles")
+        .arg(repo().join("profiles/seed-004.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "Anu-IKEV2\t10.0.0.1\tASA-IKEV2\tIPsec"
+    );
+}
+
+#[test]
+fn broken_profile_reports_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("acclient-badprofile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.xml");
+    std::fs::write(
+        &f,
+        "<AnyConnectProfile>\n  <ServerList>\n    <HostEntry></ServerList>\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
+        .arg("profiles")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("bad.xml") && err.contains("line 3"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
