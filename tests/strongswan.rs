@@ -756,3 +756,53 @@ fn verbose_output_has_no_secrets() {
         "nor as hex"
     );
 }
+
+/// Classic AUTH methods: with RFC 7427 off on the gateway it signs with
+/// method 1 (RSA, SHA-1) or method 9 (ECDSA P-256, SHA-256, r|s), which we
+/// verify as well as method 14.
+#[test]
+fn classic_signature_methods() {
+    if let Some(w) = skip_reason() {
+        return eprintln!("SKIPPED: {w}");
+    }
+    for (certs, want_gw, want_us) in [
+        (
+            "gw.crt",
+            "with RSA signature successful",
+            "RSA_EMSA_PKCS1_SHA1",
+        ),
+        (
+            "gwec.crt",
+            "with ECDSA-256 signature successful",
+            "ECDSA_WITH_SHA256",
+        ),
+    ] {
+        let mut lab = Lab::new("classic");
+        lab.start_strongswan(
+            &gw_conf(
+                &format!("auth = pubkey\n certs = {certs}"),
+                "auth = eap-mschapv2\n eap_id = %any",
+                "",
+                "",
+            ),
+            "    signature_authentication = no\n",
+        );
+        let ca = lab.ca("ca.crt");
+        let (code, _, err, _) = lab.acclient(
+            &[
+                "probe",
+                "--server",
+                GW,
+                "--user",
+                "alice",
+                "--passwd-on-stdin",
+                "--cafile",
+                &ca,
+            ],
+            "alice-password\n",
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains(want_us), "{certs}: {err}");
+        assert!(lab.gw_log().contains(want_gw), "{certs}: {}", lab.gw_log());
+    }
+}

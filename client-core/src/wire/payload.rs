@@ -565,6 +565,18 @@ mod tests {
             })),
             Payload::from(PayloadBody::Eap(&[2, 1, 0, 5, 1])),
             Payload::from(PayloadBody::VendorId(b"acclient")),
+            Payload::from(PayloadBody::Cert(Cert {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: &[0x30, 3, 1, 2, 3],
+            })),
+            Payload::from(PayloadBody::CertReq(Cert {
+                encoding: CertEncoding::X509_SIGNATURE,
+                data: &[0xab; 40],
+            })),
+            Payload::from(PayloadBody::IdR(Id {
+                ty: IdType::FQDN,
+                data: b"vpn.example.com",
+            })),
             Payload::from(PayloadBody::Ke(Ke {
                 group: DhId::ECP_256,
                 data: &[4; 64],
@@ -579,7 +591,7 @@ mod tests {
     fn chain_roundtrip_every_simple_payload() {
         let bytes = sample_chain();
         let (p, _) = parse_chain(PayloadType::NONCE, &bytes).unwrap();
-        assert_eq!(p.len(), 8);
+        assert_eq!(p.len(), 11);
         let mut w = Writer::new();
         emit_chain(&p, PayloadType::NONE, &mut w);
         assert_eq!(w.buf, bytes);
