@@ -60,32 +60,9 @@ fn a_psk() {
 #[test]
 fn b_eap_mschapv2() {
     let mut lab = lab_or_skip!("mschap");
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let ca = lab.ca("ca.crt");
-    let (code, out, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--remote-id",
-            "vpn.example.com",
-            "--json",
-        ],
-        "alice-password\n",
-    );
+    let (code, out, err, _) = lab.eap_probe(&ca, &["--remote-id", "vpn.example.com", "--json"]);
     assert_eq!(code, 0, "{err}");
     assert_vip_and_dns(&json(&out));
     let log = lab.gw_log();
@@ -113,22 +90,7 @@ fn eap_case(tag: &str, method: &str, certs: &str, ca: &str) -> (Lab, i32, String
         "",
     );
     let ca = lab.ca(ca);
-    let (code, out, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--eap",
-            method,
-            "--json",
-        ],
-        "alice-password\n",
-    );
+    let (code, out, err, _) = lab.eap_probe(&ca, &["--eap", method, "--json"]);
     (lab, code, out, err)
 }
 
@@ -184,23 +146,7 @@ fn e_fragmentation_both_ways() {
         "",
     );
     let ca = lab.ca("bigca.crt");
-    let (code, out, err, _) = lab.acclient(
-        &[
-            "-vv",
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--fragment-size",
-            "300",
-            "--json",
-        ],
-        "alice-password\n",
-    );
+    let (code, out, err, _) = lab.eap_probe(&ca, &["--fragment-size", "300", "--json", "-vv"]);
     assert_eq!(code, 0, "{err}");
     assert_vip_and_dns(&json(&out));
     assert!(
@@ -226,15 +172,7 @@ fn e_fragmentation_both_ways() {
 #[test]
 fn f_wrong_password() {
     let mut lab = lab_or_skip!("wrongpw");
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let ca = lab.ca("ca.crt");
     let (code, _, err, took) = lab.acclient(
         &[
@@ -278,15 +216,7 @@ fn f_wrong_password() {
 #[test]
 fn g_untrusted_then_pinned() {
     let mut lab = lab_or_skip!("pin");
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let other = lab.ca("other.crt");
     let (code, _, err, _) = lab.acclient(
         &[
@@ -362,22 +292,7 @@ fn h_gateway_rekeys_and_dpd() {
         "",
     );
     let ca = lab.ca("ca.crt");
-    let (code, out, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--hold",
-            "14",
-            "--json",
-        ],
-        "alice-password\n",
-    );
+    let (code, out, err, _) = lab.eap_probe(&ca, &["--hold", "14", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v = json(&out);
     let st = &v["stats"];
@@ -404,27 +319,11 @@ fn h_gateway_rekeys_and_dpd() {
 #[test]
 fn h_client_rekeys() {
     let mut lab = lab_or_skip!("ownrekey");
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let ca = lab.ca("ca.crt");
-    let (code, out, err, _) = lab.acclient(
+    let (code, out, err, _) = lab.eap_probe(
+        &ca,
         &[
-            "-v",
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
             "--child-lifetime",
             "5",
             "--ike-lifetime",
@@ -432,8 +331,8 @@ fn h_client_rekeys() {
             "--hold",
             "13",
             "--json",
+            "-v",
         ],
-        "alice-password\n",
     );
     assert_eq!(code, 0, "{err}");
     let st = &json(&out)["stats"];
@@ -459,35 +358,11 @@ fn h_client_rekeys() {
 #[test]
 fn i_lossy_link() {
     let mut lab = lab_or_skip!("loss");
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let cl = lab.cl.clone();
     must(&format!("ip netns exec {cl} iptables -A OUTPUT -p udp -m statistic --mode random --probability 0.3 -j DROP"));
     let ca = lab.ca("ca.crt");
-    let (code, out, err, _) = lab.acclient(
-        &[
-            "-v",
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--json",
-            "--timeout",
-            "90",
-        ],
-        "alice-password\n",
-    );
+    let (code, out, err, _) = lab.eap_probe(&ca, &["--json", "--timeout", "90", "-v"]);
     let drops = must(&format!(
         "ip netns exec {cl} iptables -L -v -n -x | awk '/statistic/ {{s += $1}} END {{print s+0}}'"
     ));
@@ -505,15 +380,7 @@ fn wireshark_decrypts_ike_auth() {
     if !std::path::Path::new("/usr/bin/tshark").exists() {
         return eprintln!("SKIPPED: tshark missing (scripts/setup installs it)");
     }
-    lab.start_strongswan(
-        &gw_conf(
-            "auth = pubkey\n certs = gw.crt",
-            "auth = eap-mschapv2\n eap_id = %any",
-            "",
-            "",
-        ),
-        "",
-    );
+    lab.start_eap_gateway("gw.crt");
     let cap = lab.dir.join("ike.pcapng").display().to_string();
     let keylog = lab.dir.join("keylog").display().to_string();
     let mut tshark = std::process::Command::new("ip")
@@ -541,21 +408,7 @@ fn wireshark_decrypts_ike_auth() {
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
     let ca = lab.ca("ca.crt");
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--ike-keylog",
-            &keylog,
-        ],
-        "alice-password\n",
-    );
+    let (code, _, err, _) = lab.eap_probe(&ca, &["--ike-keylog", &keylog]);
     assert_eq!(code, 0, "{err}");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = std::process::Command::new("kill")
@@ -721,22 +574,7 @@ fn verbose_output_has_no_secrets() {
         "",
     );
     let ca = lab.ca("ca.crt");
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "-vv",
-            "probe",
-            "--server",
-            GW,
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--eap",
-            "gtc",
-        ],
-        "alice-password\n",
-    );
+    let (code, _, err, _) = lab.eap_probe(&ca, &["--eap", "gtc", "-vv"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("IDi type") && err.contains("CP CFG_REPLY"),
@@ -788,19 +626,7 @@ fn classic_signature_methods() {
             "    signature_authentication = no\n",
         );
         let ca = lab.ca("ca.crt");
-        let (code, _, err, _) = lab.acclient(
-            &[
-                "probe",
-                "--server",
-                GW,
-                "--user",
-                "alice",
-                "--passwd-on-stdin",
-                "--cafile",
-                &ca,
-            ],
-            "alice-password\n",
-        );
+        let (code, _, err, _) = lab.eap_probe(&ca, &[]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains(want_us), "{certs}: {err}");
         assert!(lab.gw_log().contains(want_gw), "{certs}: {}", lab.gw_log());

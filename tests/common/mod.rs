@@ -238,6 +238,15 @@ swanctl {{
     }
 
     /// `swanctl ARGS` against this lab's charon, with its swanctl.conf.
+    /// The usual gateway: certificate `certs`, EAP-MSCHAPv2, default timers.
+    pub fn start_eap_gateway(&mut self, certs: &str) {
+        let local = format!("auth = pubkey\n certs = {certs}");
+        self.start_strongswan(
+            &gw_conf(&local, "auth = eap-mschapv2\n eap_id = %any", "", ""),
+            "",
+        );
+    }
+
     pub fn swanctl(&self, args: &str) -> String {
         let d = self.dir.join("gw");
         must(&format!(
@@ -294,6 +303,23 @@ swanctl {{
             o.status.code()
         );
         (o.status.code().unwrap_or(-1), out, err, t.elapsed())
+    }
+
+    /// `acclient probe` as alice with EAP against the gateway, trusting `ca`,
+    /// with `extra` arguments; the password comes on stdin.
+    pub fn eap_probe(&self, ca: &str, extra: &[&str]) -> (i32, String, String, Duration) {
+        let mut args = vec![
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            ca,
+        ];
+        args.extend_from_slice(extra);
+        self.acclient(&args, "alice-password\n")
     }
 
     pub fn ca(&self, name: &str) -> String {

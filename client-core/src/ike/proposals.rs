@@ -56,6 +56,21 @@ impl EspSuite {
     }
 }
 
+/// Encryption transforms shared by IKE and ESP: AEAD (GCM) for proposal 1,
+/// CBC for proposal 2 (3DES only as legacy).
+fn ciphers(legacy: bool) -> (Vec<Transform>, Vec<Transform>) {
+    let aead = [256, 128]
+        .map(|b| Transform::with_key_len(T::ENCR, EncrId::AES_GCM_16.0, b))
+        .to_vec();
+    let mut cbc = [256, 192, 128]
+        .map(|b| Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, b))
+        .to_vec();
+    if legacy {
+        cbc.push(Transform::new(T::ENCR, EncrId::TRIPLE_DES.0));
+    }
+    (aead, cbc)
+}
+
 fn groups(legacy: bool, group1: bool) -> Vec<DhId> {
     let mut g = vec![
         DhId::ECP_384,
@@ -89,18 +104,7 @@ pub fn ike_proposals(legacy: bool, group1: bool, first_group: DhId) -> SaPayload
     if legacy {
         prfs.push(PrfId::HMAC_SHA1);
     }
-    let mut aead = vec![
-        Transform::with_key_len(T::ENCR, EncrId::AES_GCM_16.0, 256),
-        Transform::with_key_len(T::ENCR, EncrId::AES_GCM_16.0, 128),
-    ];
-    let mut cbc = vec![
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 256),
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 192),
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 128),
-    ];
-    if legacy {
-        cbc.push(Transform::new(T::ENCR, EncrId::TRIPLE_DES.0));
-    }
+    let (mut aead, mut cbc) = ciphers(legacy);
     let mut integ: Vec<Transform> = [
         IntegId::HMAC_SHA2_256_128,
         IntegId::HMAC_SHA2_384_192,
@@ -139,18 +143,7 @@ pub fn ike_proposals(legacy: bool, group1: bool, first_group: DhId) -> SaPayload
 
 /// Our ESP proposals for SPI `spi`; `pfs` adds a DH transform (CREATE_CHILD_SA).
 pub fn esp_proposals(spi: u32, legacy: bool, pfs: Option<DhId>) -> SaPayload {
-    let mut aead = vec![
-        Transform::with_key_len(T::ENCR, EncrId::AES_GCM_16.0, 256),
-        Transform::with_key_len(T::ENCR, EncrId::AES_GCM_16.0, 128),
-    ];
-    let mut cbc = vec![
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 256),
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 192),
-        Transform::with_key_len(T::ENCR, EncrId::AES_CBC.0, 128),
-    ];
-    if legacy {
-        cbc.push(Transform::new(T::ENCR, EncrId::TRIPLE_DES.0));
-    }
+    let (mut aead, mut cbc) = ciphers(legacy);
     // SHA-1-96 stays in the default ESP set: Cisco head-ends are often
     // configured with "integrity sha-1" for ESP (seed 004) and it is still
     // sound as an HMAC.

@@ -664,21 +664,7 @@ impl Session {
             && self.state != State::Closed
             && !matches!(reason, DisconnectReason::TimedOut(_))
         {
-            if let Some(id) = self.ike.as_ref().map(|i| i.next_id) {
-                let d = Delete {
-                    protocol: ProtocolId::IKE,
-                    spi_size: 0,
-                    spis: &[],
-                };
-                let dg = self.seal(
-                    false,
-                    ExchangeType::INFORMATIONAL,
-                    id,
-                    false,
-                    &[Payload::from(PayloadBody::Delete(d))],
-                );
-                self.transmits.extend(dg);
-            }
+            self.send_ike_delete_once(false);
         }
         self.finish(reason);
     }
@@ -1781,19 +1767,14 @@ impl Session {
         );
         cfg.ts_local = tsi.clone();
         cfg.ts_remote = tsr.clone();
-        let info = ChildSaInfo {
+        let child = ChildSa {
             spi_in: init.child_spi,
             spi_out,
-            encr: suite.encr,
-            integ: suite.integ,
-            esn: suite.esn,
-            encr_out: keys.encr_i,
-            integ_out: keys.integ_i,
-            encr_in: keys.encr_r,
-            integ_in: keys.integ_r,
+            suite,
             ts_local: tsi.clone(),
             ts_remote: tsr.clone(),
         };
+        let info = child_info(&child, keys, true);
         info!(
             "CHILD_SA established with SPIs {:08x}_i {:08x}_o, {} TS {} === {}",
             init.child_spi,
@@ -1808,13 +1789,7 @@ impl Session {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        self.child = Some(ChildSa {
-            spi_in: init.child_spi,
-            spi_out,
-            suite,
-            ts_local: tsi,
-            ts_remote: tsr,
-        });
+        self.child = Some(child);
         self.config = cfg.clone();
         self.state = State::Established;
         self.arm_lifetime(now, Timer::IkeRekey);
@@ -2150,26 +2125,16 @@ impl Session {
             "CHILD_SA rekeyed by the gateway: SPIs {spi_in:08x}_i {spi_out:08x}_o, {}",
             suite.name()
         );
-        let info = ChildSaInfo {
-            spi_in,
-            spi_out,
-            encr: suite.encr,
-            integ: suite.integ,
-            esn: suite.esn,
-            encr_out: keys.encr_r,
-            integ_out: keys.integ_r,
-            encr_in: keys.encr_i,
-            integ_in: keys.integ_i,
-            ts_local: tsr.selectors.clone(),
-            ts_remote: tsi.selectors.clone(),
-        };
-        self.child = Some(ChildSa {
+        let child = ChildSa {
             spi_in,
             spi_out,
             suite,
             ts_local: tsr.selectors,
             ts_remote: tsi.selectors,
-        });
+        };
+        // The gateway initiated this exchange: the first KEYMAT half is its outbound.
+        let info = child_info(&child, keys, false);
+        self.child = Some(child);
         self.arm_lifetime(now, Timer::ChildRekey);
         self.events.push_back(Event::ChildSa(Box::new(info)));
     }
@@ -2363,21 +2328,7 @@ impl Session {
             self.old_ike = old;
             // Delete the old IKE SA on the old SA (best effort: the gateway
             // also drops it when its lifetime ends).
-            if let Some(id) = self.old_ike.as_ref().map(|o| o.next_id) {
-                let d = Delete {
-                    protocol: ProtocolId::IKE,
-                    spi_size: 0,
-                    spis: &[],
-                };
-                let dg = self.seal(
-                    true,
-                    ExchangeType::INFORMATIONAL,
-                    id,
-                    false,
-                    &[Payload::from(PayloadBody::Delete(d))],
-                );
-                self.transmits.extend(dg);
-            }
+            self.send_ike_delete_once(true);
             self.stats.ike_rekeys += 1;
             info!("IKE_SA rekeyed: {}", suite.name());
             self.events.push_back(Event::Progress(Progress::IkeRekeyed));
@@ -2398,30 +2349,19 @@ impl Session {
         };
         let keys = keymat::child_keys(&ike.suite.prf, ike.keys.sk_d.expose(), None, &rk.ni, &nr, l);
         let Some(old) = self.child.take() else { return };
-        let info = ChildSaInfo {
+        let child = ChildSa {
             spi_in,
             spi_out,
-            encr: suite.encr,
-            integ: suite.integ,
-            esn: suite.esn,
-            encr_out: keys.encr_i,
-            integ_out: keys.integ_i,
-            encr_in: keys.encr_r,
-            integ_in: keys.integ_r,
+            suite,
             ts_local: old.ts_local.clone(),
             ts_remote: old.ts_remote.clone(),
         };
+        let info = child_info(&child, keys, true);
         info!(
             "CHILD_SA rekeyed: SPIs {spi_in:08x}_i {spi_out:08x}_o, {}",
             suite.name()
         );
-        self.child = Some(ChildSa {
-            spi_in,
-            spi_out,
-            suite,
-            ts_local: old.ts_local,
-            ts_remote: old.ts_remote,
-        });
+        self.child = Some(child);
         self.stats.child_rekeys += 1;
         self.events.push_back(Event::ChildSa(Box::new(info)));
         self.events
@@ -2444,6 +2384,65 @@ impl Session {
 }
 
 use crate::wire::Proposal;
+
+impl Session {
+    /// Sends DELETE for the current (or the rekeyed old) IKE SA once, without
+    /// waiting for the answer: we are leaving either way, and the gateway
+    /// would otherwise keep the SA until its own timeout.
+    fn send_ike_delete_once(&mut self, old: bool) {
+        let sa = if old {
+            self.old_ike.as_ref()
+        } else {
+            self.ike.as_ref()
+        };
+        let Some(id) = sa.map(|s| s.next_id) else {
+            return;
+        };
+        let d = Delete {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: &[],
+        };
+        let dg = self.seal(
+            old,
+            ExchangeType::INFORMATIONAL,
+            id,
+            false,
+            &[Payload::from(PayloadBody::Delete(d))],
+        );
+        self.transmits.extend(dg);
+    }
+}
+
+/// The data-plane view of a CHILD SA. RFC 7296 §2.17 takes KEYMAT for the
+/// initiator→responder direction first, where "initiator" is whoever started
+/// the exchange that created this SA (the gateway, for its rekeys).
+fn child_info(c: &ChildSa, keys: keymat::ChildKeys, we_initiated: bool) -> ChildSaInfo {
+    let keymat::ChildKeys {
+        encr_i,
+        integ_i,
+        encr_r,
+        integ_r,
+    } = keys;
+    let (encr_out, integ_out, encr_in, integ_in) = if we_initiated {
+        (encr_i, integ_i, encr_r, integ_r)
+    } else {
+        (encr_r, integ_r, encr_i, integ_i)
+    };
+    ChildSaInfo {
+        spi_in: c.spi_in,
+        spi_out: c.spi_out,
+        encr: c.suite.encr,
+        integ: c.suite.integ,
+        esn: c.suite.esn,
+        encr_out,
+        integ_out,
+        encr_in,
+        integ_in,
+        ts_local: c.ts_local.clone(),
+        ts_remote: c.ts_remote.clone(),
+    }
+}
 
 fn frag_err(e: FragError) -> &'static str {
     match e {
