@@ -47,6 +47,13 @@ pub fn eap(data: &[u8]) {
     }
 }
 
+/// EAP-AnyConnect framing and the gateway's config-auth documents.
+pub fn anyconnect_xml(data: &[u8]) {
+    let _ = crate::eap::anyconnect::Frame::parse(data)
+        .map(|f| f.xml().map(crate::eap::anyconnect::xml::parse));
+    let _ = crate::eap::anyconnect::xml::parse(data);
+}
+
 /// The AnyConnect XML profile reader.
 pub fn profile_xml(data: &[u8]) {
     if let Ok(s) = core::str::from_utf8(data) {
@@ -147,6 +154,7 @@ mod tests {
             wire_payloads(v);
             eap(v);
             profile_xml(v);
+            anyconnect_xml(v);
         }
         for v in inputs.iter().take(300) {
             session_datagram(v);

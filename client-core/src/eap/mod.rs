@@ -8,6 +8,7 @@
 //! |     Type      |  Type-Data ...
 //! ```
 
+pub mod anyconnect;
 mod mschapv2;
 
 use md5::{Digest, Md5};
