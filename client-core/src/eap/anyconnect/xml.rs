@@ -112,7 +112,7 @@ pub enum GatewayDoc {
     /// `hello` (version).
     Hello(String),
     /// `auth-request`.
-    AuthRequest(AuthRequest),
+    AuthRequest(Box<AuthRequest>),
     /// `complete`.
     Complete(Complete),
 }
@@ -287,7 +287,7 @@ pub fn parse(xml: &[u8]) -> Result<GatewayDoc, XmlError> {
     }
     match doc_type.as_deref() {
         Some("hello") => Ok(GatewayDoc::Hello(req.version)),
-        Some("auth-request") => Ok(GatewayDoc::AuthRequest(req)),
+        Some("auth-request") => Ok(GatewayDoc::AuthRequest(Box::new(req))),
         Some("complete") => Ok(GatewayDoc::Complete(Complete {
             session_id,
             session_token: Secret::new(session_token.into_bytes()),
