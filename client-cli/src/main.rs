@@ -473,6 +473,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             }
             Event::ChildSa(_) => {}
             Event::Connected(cfg) => {
+                let cfg = *cfg;
                 connect_ms = started.elapsed().as_millis();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = cmd_tx.send(Command::Status(tx));

@@ -100,7 +100,10 @@ pub struct TunnelConfig {
     pub domains: Vec<String>,
     /// Address lifetime in seconds, if given.
     pub address_expiry: Option<u32>,
-    /// Attributes we do not interpret, kept as (type, value).
+    /// Cisco session settings (AnyConnect head-ends), if any were sent.
+    pub cisco: crate::ike::cisco::CiscoSettings,
+    /// Attributes we do not interpret, kept as (type, value). Known secret
+    /// attributes (28727) never land here.
     pub unknown: Vec<(u16, Vec<u8>)>,
     /// Traffic selectors, ours.
     pub ts_local: Vec<TrafficSelector>,
@@ -232,7 +235,7 @@ pub enum Event {
     /// A question; the session waits for [`crate::Session::answer`].
     Prompt(Prompt),
     /// IKE SA and CHILD SA are up.
-    Connected(TunnelConfig),
+    Connected(Box<TunnelConfig>),
     /// New CHILD SA keys (initially and after every rekey).
     ChildSa(Box<ChildSaInfo>),
     /// The session ended; nothing more will happen.

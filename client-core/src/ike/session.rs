@@ -1795,7 +1795,7 @@ impl Session {
         self.arm_lifetime(now, Timer::IkeRekey);
         self.arm_lifetime(now, Timer::ChildRekey);
         self.events.push_back(Event::ChildSa(Box::new(info)));
-        self.events.push_back(Event::Connected(cfg));
+        self.events.push_back(Event::Connected(Box::new(cfg)));
     }
 
     // ----- requests from the gateway -----
@@ -2500,7 +2500,11 @@ fn apply_cfg(cfg: &mut TunnelConfig, cp: &ConfigPayload<'_>) {
                 cfg.domains.push(String::from_utf8_lossy(v).into_owned())
             }
             _ if v.is_empty() => {}
-            other => cfg.unknown.push((other.0, v.to_vec())),
+            other => {
+                if !cfg.cisco.apply(other.0, v) {
+                    cfg.unknown.push((other.0, v.to_vec()))
+                }
+            }
         }
     }
     if let Some(a) = v4_addr {
@@ -2555,6 +2559,14 @@ mod tests {
                     ty: CfgAttr(28711),
                     value: &[0x05, 0x7e],
                 },
+                CfgAttribute {
+                    ty: CfgAttr(28727),
+                    value: b"<config-auth>token</config-auth>\0",
+                },
+                CfgAttribute {
+                    ty: CfgAttr(28683),
+                    value: &[0x80, 0x0b, 0, 1],
+                },
             ],
         };
         let mut cfg = TunnelConfig::default();
@@ -2564,7 +2576,10 @@ mod tests {
         assert_eq!(cfg.dns, vec!["203.0.113.53".parse::<IpAddr>().unwrap()]);
         assert_eq!(cfg.subnets, vec![("203.0.113.0".parse().unwrap(), 24)]);
         assert_eq!(cfg.domains, vec!["example.com".to_string()]);
-        assert_eq!(cfg.unknown, vec![(28711, vec![0x05, 0x7e])]);
+        assert_eq!(cfg.cisco.mtu, Some(1406));
+        assert!(cfg.cisco.complete_xml.is_some());
+        assert_eq!(cfg.unknown, vec![(28683, vec![0x80, 0x0b, 0, 1])]);
+        assert!(!format!("{cfg:?}").contains("token"), "no secret in Debug");
     }
 
     #[test]
