@@ -2,6 +2,7 @@
 //! (RFC 7296 §1–§2, RFC 7383).
 
 pub mod cisco;
+pub mod cisco_frag;
 pub mod describe;
 pub mod fragment;
 pub mod proposals;

@@ -230,6 +230,10 @@ pub struct Session {
     spi_i: [u8; 8],
     nat_t: bool,
     peer_fragmentation: bool,
+    /// The gateway sent Cisco's FRAGMENTATION vendor ID.
+    peer_cisco_fragmentation: bool,
+    cisco_frags: super::cisco_frag::CiscoReassembly,
+    cisco_frag_id: u16,
     init: Option<InitData>,
     ike: Option<IkeSa>,
     /// The IKE SA replaced by a gateway rekey, kept to answer its DELETE.
@@ -275,6 +279,9 @@ impl Session {
             spi_i,
             nat_t: false,
             peer_fragmentation: false,
+            peer_cisco_fragmentation: false,
+            cisco_frags: Default::default(),
+            cisco_frag_id: 0,
             init: None,
             ike: None,
             old_ike: None,
@@ -402,12 +409,46 @@ impl Session {
             data
         };
         self.stats.ike_received += 1;
+        let r = self.handle_ike(now, data, true);
+        self.check_timers();
+        r
+    }
+
+    /// Processes one IKE message (no marker). `outer` is false for a message
+    /// reassembled from Cisco fragments, which may not be fragmented again.
+    fn handle_ike(&mut self, now: Instant, data: &[u8], outer: bool) -> Received {
         let hdr = match Header::parse(data) {
             Ok(h) => h,
             Err(e) => return self.drop_w(e),
         };
         if hdr.spi_i != self.spi_i && !self.matches_any_sa(&hdr) {
             return self.drop("unknown IKE SPI");
+        }
+        if hdr.next_payload == PayloadType::CISCO_FRAGMENT {
+            if !outer {
+                return self.drop("Cisco fragment inside a Cisco fragment");
+            }
+            let (max_f, max_b) = (self.settings.max_fragments, self.settings.max_reassembled);
+            match self.cisco_frags.add(data, max_f, max_b) {
+                Ok(Some(whole)) => {
+                    debug!(
+                        "reassembled a Cisco-fragmented IKE message ({} bytes)",
+                        whole.len()
+                    );
+                    return self.handle_ike(now, &whole, false);
+                }
+                Ok(None) => {
+                    if self.timers[Timer::Reassembly as usize].is_none() {
+                        self.timers[Timer::Reassembly as usize] =
+                            Some(now + self.settings.reassembly_timeout);
+                    }
+                    return Received::Consumed;
+                }
+                Err(e) => {
+                    debug!("Cisco fragment refused: {e:?}");
+                    return self.drop("bad Cisco fragment");
+                }
+            }
         }
         let to_old = self
             .old_ike
@@ -419,13 +460,11 @@ impl Session {
             self.old_ike = None;
             return Received::Consumed;
         }
-        let r = if hdr.flags.response() {
+        if hdr.flags.response() {
             self.on_response(now, &hdr, data)
         } else {
             self.on_request(now, &hdr, data)
-        };
-        self.check_timers();
-        r
+        }
     }
 
     /// Call when `poll_timeout` has passed.
@@ -433,6 +472,13 @@ impl Session {
         if let Some(t) = self.timers[Timer::Reassembly as usize] {
             if now >= t {
                 self.timers[Timer::Reassembly as usize] = None;
+                if !self.cisco_frags.is_empty() {
+                    warn!(
+                        "incomplete Cisco-fragmented message dropped after {:?}",
+                        self.settings.reassembly_timeout
+                    );
+                    self.cisco_frags.clear();
+                }
                 if let Some(r) = self.reassembly.take() {
                     let msg = format!(
                         "{} of {} fragments of message {} missing after {:?}",
@@ -684,7 +730,7 @@ impl Session {
         if self.outstanding.is_none() {
             self.timers[Timer::Retransmit as usize] = None;
         }
-        if self.reassembly.is_none() {
+        if self.reassembly.is_none() && self.cisco_frags.is_empty() {
             self.timers[Timer::Reassembly as usize] = None;
         }
     }
@@ -792,6 +838,8 @@ impl Session {
                 NotifyType::SIGNATURE_HASH_ALGORITHMS,
                 &hashes,
             ))),
+            // Cisco head-ends fragment with their own scheme only if we ask.
+            Payload::from(PayloadBody::VendorId(&super::cisco_frag::VID_FRAGMENTATION)),
         ]);
         let msg = Message {
             header: Header {
@@ -935,6 +983,7 @@ impl Session {
         let mut nr = None;
         let (mut nat_src, mut nat_dst) = (Vec::new(), Vec::new());
         let mut frag = false;
+        let mut cisco_frag = false;
         for p in &msg.payloads {
             match &p.body {
                 PayloadBody::Sa(s) => sa = Some(s),
@@ -948,6 +997,11 @@ impl Session {
                 }
                 PayloadBody::Notify(n) if n.ty == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => {
                     frag = true
+                }
+                PayloadBody::VendorId(v)
+                    if v.starts_with(&super::cisco_frag::VID_FRAGMENTATION) =>
+                {
+                    cisco_frag = true
                 }
                 _ => {}
             }
@@ -1011,6 +1065,7 @@ impl Session {
         // works with gateways that fake NAT-D (strongSwan libipsec).
         self.nat_t = true;
         self.peer_fragmentation = frag;
+        self.peer_cisco_fragmentation = cisco_frag;
         self.outstanding = None;
         let nat = gw_natted || me_natted;
         self.ike = Some(IkeSa::new(suite, keys, self.spi_i, spi_r, true));
@@ -1046,6 +1101,8 @@ impl Session {
             rng,
             settings,
             peer_fragmentation,
+            peer_cisco_fragmentation,
+            cisco_frag_id,
             ..
         } = self;
         let Some(sa) = (if old { old_ike.as_ref() } else { ike.as_ref() }) else {
@@ -1075,6 +1132,21 @@ impl Session {
             let mut buf = w.buf;
             sa.out
                 .seal(rng.as_mut(), &mut buf, HEADER_LEN + 2, &inner.buf);
+            if !*peer_fragmentation
+                && *peer_cisco_fragmentation
+                && buf.len() + marker > settings.fragment_size
+            {
+                // Cisco's scheme fragments the encrypted message (RFC 7383 is preferred when offered).
+                *cisco_frag_id = cisco_frag_id.wrapping_add(1);
+                let f =
+                    super::cisco_frag::split(&buf, *cisco_frag_id, settings.fragment_size - marker);
+                debug!(
+                    "splitting IKE message ({} bytes) into {} Cisco fragments",
+                    buf.len(),
+                    f.len()
+                );
+                return f;
+            }
             return vec![buf];
         }
         let room = settings
@@ -2580,6 +2652,66 @@ mod tests {
         assert!(cfg.cisco.complete_xml.is_some());
         assert_eq!(cfg.unknown, vec![(28683, vec![0x80, 0x0b, 0, 1])]);
         assert!(!format!("{cfg:?}").contains("token"), "no secret in Debug");
+    }
+
+    /// A gateway answer delivered as Cisco fragments (payload 132, out of
+    /// order) is reassembled and processed: here INVALID_KE_PAYLOAD asking
+    /// for Curve25519, so the session retries IKE_SA_INIT with that group.
+    #[test]
+    fn cisco_fragmented_answer_is_reassembled_and_processed() {
+        let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
+        let local: SocketAddr = "198.51.100.2:500".parse().unwrap();
+        let s = Settings::new(
+            gw,
+            local,
+            Identity::KeyId("a".into()),
+            LocalAuth::Psk(Secret::new(b"k".to_vec())),
+        );
+        let now = Instant::now();
+        let mut session = Session::new(s, Box::new(crate::crypto::TestRng::new(3)), now).unwrap();
+        let mut buf = Vec::new();
+        assert!(session.poll_transmit(&mut buf).is_some());
+        let req = Message::parse(&buf).unwrap();
+        assert!(
+            req.payloads
+                .iter()
+                .any(|p| p.body
+                    == PayloadBody::VendorId(&super::super::cisco_frag::VID_FRAGMENTATION))
+        );
+        let group = wire::DhId::CURVE25519.0.to_be_bytes();
+        // Pad with a large vendor ID so the answer needs several fragments.
+        let filler = [0x55u8; 300];
+        let resp = Message {
+            header: Header {
+                spi_r: [9; 8],
+                flags: Flags(Flags::RESPONSE),
+                ..req.header
+            },
+            payloads: vec![
+                Payload::from(PayloadBody::Notify(Notify::new(
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    &group,
+                ))),
+                Payload::from(PayloadBody::VendorId(&filler)),
+            ],
+            inner_first: PayloadType::NONE,
+        }
+        .emit();
+        let frags = super::super::cisco_frag::split(&resp, 1, 200);
+        assert!(frags.len() >= 2);
+        for f in frags.iter().rev() {
+            assert_eq!(session.handle_datagram(now, gw, f), Received::Consumed);
+        }
+        assert!(
+            session.poll_transmit(&mut buf).is_some(),
+            "a new IKE_SA_INIT"
+        );
+        let again = Message::parse(&buf).unwrap();
+        let ke = again.payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Ke(k) => Some(k.group),
+            _ => None,
+        });
+        assert_eq!(ke, Some(wire::DhId::CURVE25519));
     }
 
     #[test]
