@@ -1,0 +1,215 @@
+//! The client side of the EAP-AnyConnect dialogue (anyconnect-ikev2.md §1,
+//! §8): hello → init, auth-request → (user answers the form) → auth-reply,
+//! complete → ack, then EAP Success. A pure state machine: the session feeds
+//! EAP requests and the user's answers; nothing here blocks or prompts.
+
+use super::xml::{self, AuthRequest, ClientInfo, Complete, GatewayDoc};
+use super::{Frame, TLV_XML};
+use crate::crypto::Secret;
+
+/// What to do after a message from the gateway.
+#[derive(Debug)]
+pub enum AcStep {
+    /// Send this EAP response.
+    Respond(Vec<u8>),
+    /// Show this form and call [`AnyConnectPeer::answer`] with the answers.
+    Form(Box<AuthRequest>),
+    /// EAP Success: authentication is over (no MSK: AUTH uses SK_pi/SK_pr).
+    Success,
+    /// The gateway refused us, or asks for something we cannot do.
+    Failure(String),
+    /// The gateway broke the protocol.
+    Protocol(String),
+}
+
+/// The EAP-AnyConnect peer for one IKE_AUTH.
+#[derive(Debug)]
+pub struct AnyConnectPeer {
+    me: ClientInfo,
+    group: Option<String>,
+    pending: Option<(u8, Box<AuthRequest>)>,
+    session: Option<Complete>,
+}
+
+impl AnyConnectPeer {
+    /// A peer describing itself as `me`, asking for tunnel group `group`.
+    pub fn new(me: ClientInfo, group: Option<String>) -> Self {
+        AnyConnectPeer {
+            me,
+            group,
+            pending: None,
+            session: None,
+        }
+    }
+
+    /// The `complete` document (session id and token) once received.
+    pub fn session(&self) -> Option<&Complete> {
+        self.session.as_ref()
+    }
+
+    /// Handles one EAP message from the gateway.
+    pub fn handle(&mut self, eap: &[u8]) -> AcStep {
+        match eap.first() {
+            Some(3) => {
+                return if self.session.is_some() {
+                    AcStep::Success
+                } else {
+                    AcStep::Protocol(
+                        "EAP Success before the aggregate-auth 'complete' document".into(),
+                    )
+                }
+            }
+            Some(4) => return AcStep::Failure("the gateway ended the login (EAP Failure)".into()),
+            Some(1) => {}
+            _ => return AcStep::Protocol("unexpected EAP code in EAP-AnyConnect".into()),
+        }
+        let frame = match Frame::parse(eap) {
+            Ok(f) => f,
+            Err(e) => return AcStep::Protocol(e.to_string()),
+        };
+        let doc = match frame
+            .xml()
+            .map_err(|e| e.to_string())
+            .and_then(|x| xml::parse(x).map_err(|e| e.to_string()))
+        {
+            Ok(d) => d,
+            Err(e) => return AcStep::Protocol(e),
+        };
+        let id = frame.id;
+        match doc {
+            GatewayDoc::Hello(_) => {
+                self.respond(id, xml::init(&self.me, self.group.as_deref(), &[]))
+            }
+            GatewayDoc::AuthRequest(req) => {
+                if req.host_scan.is_some() {
+                    return AcStep::Failure("the gateway requires posture assessment (host scan), which is not supported yet".into());
+                }
+                if req.client_cert_request {
+                    return AcStep::Failure(
+                        "the gateway asks for a client certificate, which is not supported yet"
+                            .into(),
+                    );
+                }
+                if req.authentication_complete {
+                    let reply = xml::auth_reply(&self.me, req.opaque.as_deref(), &[], None);
+                    return self.respond(id, reply.expose().to_vec());
+                }
+                self.pending = Some((id, req.clone()));
+                AcStep::Form(req)
+            }
+            GatewayDoc::Complete(c) => {
+                self.session = Some(c);
+                self.respond(id, xml::ack(&self.me))
+            }
+        }
+    }
+
+    /// Answers the pending form: (input name, value) pairs.
+    pub fn answer(&mut self, answers: &[(String, Secret)]) -> Result<Secret, &'static str> {
+        let (id, req) = self.pending.take().ok_or("no form is pending")?;
+        let reply = xml::auth_reply(&self.me, req.opaque.as_deref(), answers, None);
+        Ok(Secret::new(Frame::build(
+            2,
+            id,
+            &[(TLV_XML, reply.expose())],
+        )))
+    }
+
+    fn respond(&self, id: u8, xml: Vec<u8>) -> AcStep {
+        AcStep::Respond(Frame::build(2, id, &[(TLV_XML, &xml)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(id: u8, xml: &str) -> Vec<u8> {
+        Frame::build(1, id, &[(TLV_XML, xml.as_bytes())])
+    }
+
+    /// The whole seed 004 dialogue: hello (id 1) → init, auth-request (id 2)
+    /// → form → auth-reply, complete (id 3) → ack, Success.
+    #[test]
+    fn seed_004_dialogue() {
+        let me = ClientInfo {
+            version: "3.0.1047".into(),
+            device_id: "win".into(),
+        };
+        let mut p = AnyConnectPeer::new(me, Some("ASA-IKEV2".into()));
+        let hello = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"hello\">\n<version who=\"sg\">9.0(2)8</version>\n</config-auth>";
+        let AcStep::Respond(init) = p.handle(&req(1, hello)) else {
+            panic!()
+        };
+        assert_eq!(
+            (init[0], init[1], init.len()),
+            (2, 1, 252),
+            "seed: EAP Resp id 1, Length 252"
+        );
+
+        let ar = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"auth-request\">\n<version who=\"sg\">9.0(2)8</version>\n<opaque is-for=\"sg\">\n<tunnel-group>ASA-IKEV2</tunnel-group>\n<config-hash>1367268141499</config-hash>\n</opaque>\n<auth id=\"main\">\n<form>\n<input type=\"text\" name=\"username\" label=\"Username:\"></input>\n<input type=\"password\" name=\"password\" label=\"Password:\"></input>\n</form>\n</auth>\n</config-auth>";
+        let AcStep::Form(form) = p.handle(&req(2, ar)) else {
+            panic!()
+        };
+        assert_eq!(form.inputs.len(), 2);
+        let reply = p
+            .answer(&[
+                ("password".into(), Secret::new(b"cisco123".to_vec())),
+                ("username".into(), Secret::new(b"Anu".to_vec())),
+            ])
+            .unwrap();
+        let f = Frame::parse(reply.expose()).unwrap();
+        assert_eq!((f.code, f.id), (2, 2));
+        assert!(String::from_utf8_lossy(f.xml().unwrap())
+            .contains("<tunnel-group>ASA-IKEV2</tunnel-group>"));
+        assert!(p.answer(&[]).is_err(), "one answer per form");
+
+        assert!(
+            matches!(p.handle(&[3, 3, 0, 4]), AcStep::Protocol(_)),
+            "Success before complete is refused"
+        );
+        let complete = "<config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>32768</session-id><session-token>18wA0TtGmDxPKPQCJywC7fB7EWLCEgz-ZtjYpAyXx2yJH0H3G3H8t5xpBOx3Ixag</session-token><auth id=\"success\"><message id=\"0\" param1=\"\" param2=\"\"></message></auth></config-auth>";
+        let AcStep::Respond(ack) = p.handle(&req(3, complete)) else {
+            panic!()
+        };
+        assert_eq!(
+            (ack[1], ack.len()),
+            (3, 173),
+            "seed: EAP Resp id 3, Length 173"
+        );
+        assert_eq!(p.session().unwrap().session_id, "32768");
+        assert!(matches!(p.handle(&[3, 3, 0, 4]), AcStep::Success));
+    }
+
+    #[test]
+    fn refusals_are_clear() {
+        let me = ClientInfo {
+            version: "1".into(),
+            device_id: "linux-64".into(),
+        };
+        let mut p = AnyConnectPeer::new(me, None);
+        let hs = "<config-auth client=\"vpn\" type=\"auth-request\"><host-scan><host-scan-ticket>T</host-scan-ticket></host-scan></config-auth>";
+        let AcStep::Failure(m) = p.handle(&req(2, hs)) else {
+            panic!()
+        };
+        assert!(m.contains("posture assessment"));
+        let cc = "<config-auth client=\"vpn\" type=\"auth-request\"><client-cert-request/></config-auth>";
+        assert!(
+            matches!(p.handle(&req(2, cc)), AcStep::Failure(m) if m.contains("client certificate"))
+        );
+        assert!(matches!(
+            p.handle(&req(2, "<config-auth type=\"auth-request\"><auth>")),
+            AcStep::Protocol(_)
+        ));
+        assert!(
+            matches!(p.handle(&[1, 2, 0, 5, 26]), AcStep::Protocol(_)),
+            "not the Cisco expanded type"
+        );
+        assert!(matches!(p.handle(&[4, 2, 0, 4]), AcStep::Failure(_)));
+        let done = "<config-auth client=\"vpn\" type=\"auth-request\"><opaque is-for=\"sg\"/><auth id=\"main\"><authentication-complete/></auth></config-auth>";
+        assert!(
+            matches!(p.handle(&req(4, done)), AcStep::Respond(_)),
+            "no input needed: post at once"
+        );
+    }
+}
