@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use acclient_core::crypto::{Secret, SystemRng};
 use acclient_core::driver::{self, Command, DriverOptions, Sockets};
 use acclient_core::eap::EapType;
+use acclient_core::settings::{AnyConnectClient, ANYCONNECT_IDENTITY};
 use acclient_core::{
     Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
 };
@@ -66,6 +67,12 @@ struct ConnectArgs {
     /// Authenticate with the pre-shared key in this file (first line).
     #[arg(long)]
     psk_file: Option<PathBuf>,
+    /// Log in with EAP-AnyConnect (Cisco ASA / IOS "aggregate auth") when not using a profile.
+    #[arg(long, conflicts_with_all = ["eap", "psk_file"])]
+    anyconnect: bool,
+    /// Tunnel group to select (AnyConnect; default: the profile's UserGroup).
+    #[arg(long)]
+    group: Option<String>,
     /// EAP method when the profile does not say: mschapv2, md5 or gtc.
     #[arg(long, value_parser = ["mschapv2", "md5", "gtc"])]
     eap: Option<String>,
@@ -235,7 +242,7 @@ struct Plan {
 }
 
 fn plan(a: &ConnectArgs) -> Result<Plan> {
-    let (addr, label, method, ike_identity) = match (&a.profile, &a.server) {
+    let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read profile {}", p.display()))?;
@@ -264,9 +271,13 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
                 h.name.clone(),
                 h.auth_method.clone(),
                 h.ike_identity.clone(),
+                // IPsec without StandardAuthenticationOnly means Cisco's own
+                // EAP-AnyConnect login (AnyConnectProfile.xsd).
+                !h.standard_auth_only,
+                h.user_group.clone(),
             )
         }
-        (None, Some(s)) => (s.clone(), s.clone(), None, None),
+        (None, Some(s)) => (s.clone(), s.clone(), None, None, a.anyconnect, None),
         (None, None) => bail!("give --server ADDR, or --profile FILE --host NAME"),
     };
     let gateway = resolve(&addr)?;
@@ -277,7 +288,13 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         ),
         None => None,
     };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "linux".into());
     let auth = match (psk, method.as_deref()) {
+        (None, _) if anyconnect => {
+            AuthMethod::AnyConnect(AnyConnectClient::new(a.group.clone().or(group), hostname))
+        }
         (Some(k), _) => AuthMethod::Psk(Secret::new(
             k.lines().next().unwrap_or("").as_bytes().to_vec(),
         )),
@@ -292,6 +309,109 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         settings_auth: auth,
         identity: ike_identity,
     })
+}
+
+/// Passwords from standard input: the first line (already read), then one
+/// more line per password input.
+struct StdinPasswords {
+    first: Option<Secret>,
+    more: bool,
+}
+
+impl StdinPasswords {
+    fn next(&mut self) -> Option<Secret> {
+        if let Some(p) = self.first.take() {
+            return Some(p);
+        }
+        if !self.more {
+            return None;
+        }
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(n) if n > 0 => Some(Secret::new(
+                line.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+            )),
+            _ => {
+                self.more = false;
+                None
+            }
+        }
+    }
+}
+
+/// Answers an EAP-AnyConnect login form from the command line, or by asking
+/// on the terminal: hidden inputs keep their value, `group_list` takes
+/// `--group`, user-name inputs `--user`, the first password input the
+/// password from stdin.
+fn fill_form(
+    form: &acclient_core::eap::anyconnect::xml::AuthRequest,
+    a: &ConnectArgs,
+    interactive: bool,
+    passwords: &mut StdinPasswords,
+) -> Result<Vec<(String, Secret)>> {
+    for t in [&form.title, &form.banner, &form.message] {
+        if !t.is_empty() {
+            eprintln!("{t}");
+        }
+    }
+    if let Some(e) = &form.error {
+        eprintln!("The gateway says: {e}");
+    }
+    let mut answers = Vec::new();
+    for s in &form.selects {
+        let labels: Vec<&str> = s.options.iter().map(|o| o.1.as_str()).collect();
+        let pick = match (&a.group, s.name.as_str()) {
+            (Some(g), "group_list") if s.options.iter().any(|o| &o.0 == g || &o.1 == g) => {
+                g.clone()
+            }
+            (Some(g), "group_list") => bail!(
+                "group {g:?} is not offered (choices: {})",
+                labels.join(", ")
+            ),
+            _ if interactive => {
+                prompt_line(&format!("{} [{}] ", s.label, labels.join(", ")), false)?
+            }
+            _ => s
+                .options
+                .iter()
+                .find(|o| o.2)
+                .or(s.options.first())
+                .map(|o| o.0.clone())
+                .unwrap_or_default(),
+        };
+        let value = s
+            .options
+            .iter()
+            .find(|o| o.0 == pick || o.1 == pick)
+            .map(|o| o.0.clone())
+            .unwrap_or(pick);
+        answers.push((s.name.clone(), Secret::new(value.into_bytes())));
+    }
+    for i in &form.inputs {
+        let v = match i.kind.as_str() {
+            "submit" | "reset" => continue,
+            "hidden" => i.value.clone().into_bytes(),
+            "password" => match passwords.next() {
+                Some(p) => p.expose().to_vec(),
+                None if interactive => prompt_line(&format!("{} ", i.label), true)?.into_bytes(),
+                None => match &form.error {
+                    Some(e) => bail!("the gateway rejected the credentials ({e})"),
+                    None => bail!("the gateway asks for {:?}; give --passwd-on-stdin", i.label),
+                },
+            },
+            _ if i.name.contains("user") && a.user.is_some() => {
+                a.user.clone().unwrap_or_default().into_bytes()
+            }
+            _ if interactive => prompt_line(&format!("{} ", i.label), false)?.into_bytes(),
+            _ => bail!(
+                "the gateway asks for {:?} ({}); this needs --user or a terminal",
+                i.label,
+                i.name
+            ),
+        };
+        answers.push((i.name.clone(), Secret::new(v)));
+    }
+    Ok(answers)
 }
 
 fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
@@ -338,6 +458,10 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     tracing::debug!("probe: sockets bound to {local}");
     let user = a.user.clone();
     let identity = match (&p.identity, &user) {
+        (id, _) if matches!(p.settings_auth, AuthMethod::AnyConnect(_)) => Identity::Group(
+            id.clone()
+                .unwrap_or_else(|| ANYCONNECT_IDENTITY.to_string()),
+        ),
         (Some(id), _) => Identity::for_user(id),
         (None, Some(u)) => Identity::for_user(u),
         (None, None) => Identity::Address,
@@ -361,6 +485,13 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             line.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
         ));
     }
+    // --passwd-on-stdin: one line per password input (like openconnect), so
+    // a second round (wrong password, OTP) reads the next line; when stdin
+    // runs out, a non-interactive login stops instead of looping.
+    let mut form_passwords = StdinPasswords {
+        first: s.password.clone(),
+        more: a.passwd_on_stdin,
+    };
     s.trust.anchors = match &a.cafile {
         Some(f) => read_pem_certs(f)?,
         None => {
@@ -449,6 +580,16 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                         Answer::Secret(Secret::new(
                             prompt_line(&format!("Password for {user}: "), true)?.into_bytes(),
                         ))
+                    }
+                    PromptKind::AuthForm(form) => {
+                        match fill_form(form, &a, interactive, &mut form_passwords) {
+                            Ok(answers) => Answer::Form(answers),
+                            Err(e) => {
+                                eprintln!("acclient: {e}");
+                                let _ = cmd_tx.send(Command::Close);
+                                return Ok(2);
+                            }
+                        }
                     }
                     PromptKind::TrustCertificate { summary, reason } => {
                         eprintln!("The gateway's certificate is not trusted: {reason}");

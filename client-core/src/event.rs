@@ -19,6 +19,10 @@ pub enum PromptKind {
         /// The user name the password is for.
         user: String,
     },
+    /// An EAP-AnyConnect login form: answer with [`Answer::Form`], one value
+    /// per input name (text, password, select; hidden inputs are filled in
+    /// by the front end from `Input::value`).
+    AuthForm(Box<crate::eap::anyconnect::xml::AuthRequest>),
     /// The gateway's certificate is not trusted: accept it?
     TrustCertificate {
         /// What to show the user.
@@ -44,6 +48,8 @@ pub enum Answer {
     Secret(Secret),
     /// Yes / no (certificate acceptance).
     Accept(bool),
+    /// Answers to a login form: (input name, value).
+    Form(Vec<(String, Secret)>),
 }
 
 /// A CHILD SA's parameters and keys, for the data plane.

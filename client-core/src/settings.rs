@@ -14,6 +14,41 @@ pub enum AuthMethod {
     Psk(Secret),
     /// EAP with one of these methods, the gateway proving itself with a certificate.
     Eap(Vec<EapType>),
+    /// Cisco AnyConnect: EAP-AnyConnect ("aggregate auth") forms, the gateway
+    /// proving itself with a certificate (anyconnect-ikev2.md).
+    AnyConnect(AnyConnectClient),
+}
+
+/// How we present ourselves to an AnyConnect head-end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnyConnectClient {
+    /// Tunnel group (the profile's `UserGroup`), sent as group-select / group-access.
+    pub group: Option<String>,
+    /// `version who="vpn"`.
+    pub version: String,
+    /// `device-id` (platform).
+    pub device_id: String,
+    /// APPLICATION_VERSION: `AnyConnect <OS> <version>`, which the ASA parses for posture.
+    pub app_version: String,
+    /// Host name for UNITY_DDNS_HOSTNAME.
+    pub hostname: String,
+    /// Proposed tunnel MTU (Cisco attribute 28711).
+    pub mtu: u16,
+}
+
+impl AnyConnectClient {
+    /// Defaults for this build of acclient on Linux.
+    pub fn new(group: Option<String>, hostname: String) -> Self {
+        let v = env!("CARGO_PKG_VERSION");
+        AnyConnectClient {
+            group,
+            version: v.to_string(),
+            device_id: "linux-64".into(),
+            app_version: format!("AnyConnect Linux {v}"),
+            hostname,
+            mtu: 1406,
+        }
+    }
 }
 
 /// Our identity (IDi).
@@ -27,7 +62,13 @@ pub enum Identity {
     KeyId(String),
     /// The IPv4/IPv6 address we send from.
     Address,
+    /// Cisco's group identity (type 201), `*$AnyConnectClient$*` unless the
+    /// profile's `IKEIdentity` says otherwise.
+    Group(String),
 }
+
+/// The identity AnyConnect sends when the profile has no `IKEIdentity` (seed 004).
+pub const ANYCONNECT_IDENTITY: &str = "*$AnyConnectClient$*";
 
 impl Identity {
     /// A sensible identity for a user name: e-mail form if it has an `@`, key-id otherwise.

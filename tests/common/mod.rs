@@ -126,6 +126,7 @@ pub struct Lab {
     pub cl: String,
     pub dir: PathBuf,
     charon: Option<Child>,
+    procs: Vec<Child>,
 }
 
 impl Lab {
@@ -143,6 +144,7 @@ impl Lab {
             cl: cl.clone(),
             dir,
             charon: None,
+            procs: Vec::new(),
         };
         must(&format!(
             "set -e; ip netns add {gw}; ip netns add {cl}
@@ -263,6 +265,57 @@ swanctl {{
         ))
     }
 
+    /// Starts our test gateway (`acgateway`, built by `cargo build --workspace`)
+    /// in the gateway namespace with the lab's RSA certificate and `args`.
+    pub fn start_acgateway(&mut self, args: &[&str]) {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|d| d.join("acgateway"))
+            .unwrap();
+        assert!(
+            bin.exists(),
+            "{} missing: build the workspace first (scripts/test does)",
+            bin.display()
+        );
+        let log = std::fs::File::create(self.dir.join("acgateway.log")).unwrap();
+        let p = &pki().dir;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.gw])
+            .arg(&bin)
+            .args(["--listen", GW, "--cert"])
+            .arg(p.join("gw.crt"))
+            .arg("--key")
+            .arg(p.join("gw.key"))
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start acgateway");
+        self.procs.push(child);
+        assert!(
+            self.wait_acgw("listening on", 5),
+            "acgateway did not start: {}",
+            self.acgw_log()
+        );
+    }
+
+    pub fn acgw_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("acgateway.log")).unwrap_or_default()
+    }
+
+    pub fn wait_acgw(&self, pat: &str, secs: u64) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if self.acgw_log().contains(pat) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Waits (at most `secs`) until the gateway log contains `pat`.
     pub fn wait_log(&self, pat: &str, secs: u64) -> bool {
         let t = Instant::now();
@@ -329,6 +382,10 @@ swanctl {{
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for mut c in self.procs.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         if let Some(mut c) = self.charon.take() {
             let pid = c.id();
             let _ = Command::new("kill")
@@ -345,7 +402,12 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- gateway log ({}):\n{}", self.tag, self.gw_log());
+            eprintln!(
+                "--- gateway log ({}):\n{}{}",
+                self.tag,
+                self.gw_log(),
+                self.acgw_log()
+            );
         }
         let _ = Command::new("ip").args(["netns", "del", &self.gw]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.cl]).status();

@@ -75,6 +75,7 @@ pub fn describe(msg: &[u8]) -> String {
         _ => "?",
     };
     match msg.get(4) {
+        Some(_) if anyconnect::Frame::is_anyconnect(msg) => format!("EAP/{code}/AnyConnect"),
         Some(t) if msg.len() > 4 => format!("EAP/{code}/{:?}", EapType::from_u8(*t)),
         _ => format!("EAP/{code}"),
     }

@@ -6,6 +6,17 @@
 use crate::crypto::Secret;
 use crate::wire::CfgAttr;
 
+/// Vendor ID "CISCO(COPYRIGHT)&Copyright (c) 2009 Cisco Systems, Inc.".
+pub const VID_COPYRIGHT: &[u8] = b"CISCO(COPYRIGHT)&Copyright (c) 2009 Cisco Systems, Inc.";
+/// Vendor ID "CISCO-ANYCONNECT-EAP".
+pub const VID_ANYCONNECT_EAP: &[u8] = b"CISCO-ANYCONNECT-EAP";
+/// Vendor ID "CISCO-DELETE-REASON".
+pub const VID_DELETE_REASON: &[u8] = b"CISCO-DELETE-REASON";
+/// The 16-byte "GRANITE" vendor ID AnyConnect puts first in IKE_AUTH (seed 004's bytes; opaque).
+pub const VID_GRANITE: [u8; 16] = [
+    0x58, 0xaf, 0xf6, 0x11, 0x52, 0x8d, 0xb0, 0x2c, 0xb8, 0xda, 0x30, 0x46, 0xbe, 0x91, 0x56, 0xfa,
+];
+
 /// UNITY_BANNER.
 pub const BANNER: u16 = 28672;
 /// UNITY_DEF_DOMAIN.

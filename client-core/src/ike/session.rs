@@ -194,6 +194,7 @@ enum Pending {
     Password {
         eap: Vec<u8>,
     },
+    Form,
     Cert {
         plaintext: Vec<u8>,
         first: PayloadType,
@@ -216,6 +217,7 @@ struct InitData {
     child_spi: u32,
     esp_offer: SaPayload,
     eap: Option<EapPeer>,
+    anyconnect: Option<crate::eap::anyconnect::peer::AnyConnectPeer>,
     msk: Option<Secret>,
     gateway_verified: bool,
     eap_done: bool,
@@ -532,6 +534,20 @@ impl Session {
             return Err(ApiMisuse::WrongPrompt);
         }
         match (pending, answer) {
+            (Pending::Form, Answer::Form(answers)) => {
+                let reply = self
+                    .init
+                    .as_mut()
+                    .and_then(|i| i.anyconnect.as_mut())
+                    .map(|p| p.answer(&answers));
+                match reply {
+                    Some(Ok(eap)) => {
+                        let p = [Payload::from(PayloadBody::Eap(eap.expose()))];
+                        self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+                    }
+                    _ => return Err(ApiMisuse::NoPrompt),
+                }
+            }
             (Pending::Password { eap }, Answer::Secret(pw)) => {
                 if let Some(init) = self.init.as_mut() {
                     init.password = Some(pw);
@@ -660,6 +676,7 @@ fn id_payload(identity: &Identity, local: SocketAddr) -> (IdType, Vec<u8>) {
         Identity::Fqdn(s) => (IdType::FQDN, s.as_bytes().to_vec()),
         Identity::Email(s) => (IdType::RFC822_ADDR, s.as_bytes().to_vec()),
         Identity::KeyId(s) => (IdType::KEY_ID, s.as_bytes().to_vec()),
+        Identity::Group(s) => (IdType::ID_GROUP, s.as_bytes().to_vec()),
         Identity::Address => match local.ip() {
             IpAddr::V4(a) => (IdType::IPV4_ADDR, a.octets().to_vec()),
             IpAddr::V6(a) => (IdType::IPV6_ADDR, a.octets().to_vec()),
@@ -841,6 +858,16 @@ impl Session {
             // Cisco head-ends fragment with their own scheme only if we ask.
             Payload::from(PayloadBody::VendorId(&super::cisco_frag::VID_FRAGMENTATION)),
         ]);
+        if matches!(self.settings.auth, LocalAuth::AnyConnect(_)) {
+            // What the AnyConnect client sends (anyconnect-ikev2.md §4).
+            for v in [
+                super::cisco::VID_COPYRIGHT,
+                super::cisco::VID_ANYCONNECT_EAP,
+                super::cisco::VID_DELETE_REASON,
+            ] {
+                payloads.push(Payload::from(PayloadBody::VendorId(v)));
+            }
+        }
         let msg = Message {
             header: Header {
                 spi_i: self.spi_i,
@@ -877,6 +904,7 @@ impl Session {
             child_spi: 0,
             esp_offer: SaPayload::default(),
             eap: None,
+            anyconnect: None,
             msk: None,
             gateway_verified: false,
             eap_done: false,
@@ -1369,7 +1397,18 @@ impl Session {
             data: &idd,
         };
         let idi_body = idi.body();
-        let mut payloads = vec![Payload::from(PayloadBody::IdI(idi))];
+        let anyconnect = match &self.settings.auth {
+            LocalAuth::AnyConnect(a) => Some(a.clone()),
+            _ => None,
+        };
+        let mut payloads = Vec::new();
+        if anyconnect.is_some() {
+            // Seed 004: the first IKE_AUTH starts with the 16-byte "GRANITE" VID.
+            payloads.push(Payload::from(PayloadBody::VendorId(
+                &super::cisco::VID_GRANITE,
+            )));
+        }
+        payloads.push(Payload::from(PayloadBody::IdI(idi)));
         // CERTREQ with the SHA-1 of each trust anchor's SPKI (§3.7), so that
         // gateways send the certificate that chains to one we know.
         let certreq: Vec<u8> = self
@@ -1391,7 +1430,10 @@ impl Session {
             })
             .flatten()
             .collect();
-        let eap = matches!(self.settings.auth, LocalAuth::Eap(_));
+        let eap = matches!(
+            self.settings.auth,
+            LocalAuth::Eap(_) | LocalAuth::AnyConnect(_)
+        );
         if eap {
             payloads.push(Payload::from(PayloadBody::CertReq(Cert {
                 encoding: CertEncoding::X509_SIGNATURE,
@@ -1443,6 +1485,15 @@ impl Session {
                 value: &empty,
             },
         ];
+        let cisco_attrs = anyconnect
+            .as_ref()
+            .map(|a| super::cisco::request(&a.app_version, &a.hostname, a.mtu));
+        if let Some(c) = &cisco_attrs {
+            attrs = c
+                .iter()
+                .map(|(t, v)| CfgAttribute { ty: *t, value: v })
+                .collect();
+        }
         if self.settings.request_ipv6 {
             attrs.push(CfgAttribute {
                 ty: CfgAttr::INTERNAL_IP6_ADDRESS,
@@ -1484,6 +1535,15 @@ impl Session {
                 .clone()
                 .unwrap_or_else(|| String::from_utf8_lossy(&idd).into_owned());
             init.eap = Some(EapPeer::new(user, methods.clone()));
+        }
+        if let Some(a) = anyconnect {
+            let me = crate::eap::anyconnect::xml::ClientInfo {
+                version: a.version,
+                device_id: a.device_id,
+            };
+            init.anyconnect = Some(crate::eap::anyconnect::peer::AnyConnectPeer::new(
+                me, a.group,
+            ));
         }
         let owned: Vec<Payload<'_>> = payloads;
         self.send_request(now, ExchangeType::IKE_AUTH, &owned, Purpose::Auth);
@@ -1549,7 +1609,7 @@ impl Session {
         let Some(init) = self.init.as_ref() else {
             return;
         };
-        let eap_mode = init.eap.is_some();
+        let eap_mode = init.eap.is_some() || init.anyconnect.is_some();
         if !init.gateway_verified {
             // First response: the gateway authenticates (IDr, [CERT], AUTH).
             let (Some(idr), Some(auth)) = (idr, auth.clone()) else {
@@ -1738,6 +1798,9 @@ impl Session {
     }
 
     fn on_eap(&mut self, now: Instant, msg: &[u8]) {
+        if self.init.as_ref().is_some_and(|i| i.anyconnect.is_some()) {
+            return self.on_anyconnect(now, msg);
+        }
         let Self { init, rng, .. } = self;
         let Some(init) = init.as_mut() else { return };
         let Some(peer) = init.eap.as_mut() else {
@@ -1767,34 +1830,67 @@ impl Session {
                     kind: PromptKind::Password { user },
                 }));
             }
-            Step::Success(msk) => {
-                let Some(init) = self.init.as_mut() else {
-                    return;
-                };
-                init.msk = msk;
-                init.eap_done = true;
-                let Some(ike) = self.ike.as_ref() else { return };
-                let octets = signed_octets(
-                    &init.msg1,
-                    &init.nr,
-                    &ike.suite.prf,
-                    ike.keys.sk_pi.expose(),
-                    &init.idi_body,
-                );
-                let key = init
-                    .msk
-                    .as_ref()
-                    .map(|m| m.expose().to_vec())
-                    .unwrap_or_else(|| ike.keys.sk_pi.expose().to_vec());
-                let a = psk_auth(&ike.suite.prf, &key, &octets);
-                let p = [Payload::from(PayloadBody::Auth(Auth {
-                    method: AuthMethod::SHARED_KEY_MIC,
-                    data: &a,
-                }))];
-                self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
-            }
+            Step::Success(msk) => self.send_final_auth(now, msk),
             Step::Failure(m) => self.fail(DisconnectReason::AuthFailed(m)),
             Step::Protocol(m) => self.fail(DisconnectReason::Protocol(m)),
+        }
+    }
+
+    /// EAP-AnyConnect rounds (anyconnect-ikev2.md §1): forms become prompts.
+    fn on_anyconnect(&mut self, now: Instant, msg: &[u8]) {
+        use crate::eap::anyconnect::peer::AcStep;
+        let Some(peer) = self.init.as_mut().and_then(|i| i.anyconnect.as_mut()) else {
+            return;
+        };
+        debug!("EAP-AnyConnect: {}", crate::eap::describe(msg));
+        match peer.handle(msg) {
+            AcStep::Respond(r) => {
+                let p = [Payload::from(PayloadBody::Eap(&r))];
+                self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+            }
+            AcStep::Form(form) => {
+                self.prompt_seq += 1;
+                let id = PromptId(self.prompt_seq);
+                self.pending = Some((id, Pending::Form));
+                self.events.push_back(Event::Prompt(Prompt {
+                    id,
+                    kind: PromptKind::AuthForm(form),
+                }));
+            }
+            AcStep::Success => self.send_final_auth(now, None),
+            AcStep::Failure(m) => self.fail(DisconnectReason::AuthFailed(m)),
+            AcStep::Protocol(m) => self.fail(DisconnectReason::Protocol(m)),
+        }
+    }
+
+    /// After EAP Success: AUTH keyed from the MSK, or from SK_pi when the
+    /// method made none (RFC 7296 §2.16).
+    fn send_final_auth(&mut self, now: Instant, msk: Option<Secret>) {
+        {
+            let Some(init) = self.init.as_mut() else {
+                return;
+            };
+            init.msk = msk;
+            init.eap_done = true;
+            let Some(ike) = self.ike.as_ref() else { return };
+            let octets = signed_octets(
+                &init.msg1,
+                &init.nr,
+                &ike.suite.prf,
+                ike.keys.sk_pi.expose(),
+                &init.idi_body,
+            );
+            let key = init
+                .msk
+                .as_ref()
+                .map(|m| m.expose().to_vec())
+                .unwrap_or_else(|| ike.keys.sk_pi.expose().to_vec());
+            let a = psk_auth(&ike.suite.prf, &key, &octets);
+            let p = [Payload::from(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: &a,
+            }))];
+            self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
         }
     }
 

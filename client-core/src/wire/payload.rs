@@ -59,6 +59,14 @@ impl core::fmt::Display for Id<'_> {
             IdType::FQDN | IdType::RFC822_ADDR | IdType::KEY_ID => {
                 write!(f, "{}", String::from_utf8_lossy(self.data).escape_debug())
             }
+            IdType::DER_ASN1_DN => {
+                use x509_parser::prelude::FromDer;
+                match x509_parser::x509::X509Name::from_der(self.data) {
+                    Ok((_, n)) => write!(f, "{n}"),
+                    Err(_) => write!(f, "DN of {} bytes", self.data.len()),
+                }
+            }
+            IdType::ID_GROUP => write!(f, "{}", String::from_utf8_lossy(self.data).escape_debug()),
             _ => write!(f, "{:?}:{} bytes", self.ty, self.data.len()),
         }
     }

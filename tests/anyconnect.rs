@@ -1,0 +1,278 @@
+//! acclient's EAP-AnyConnect login against our own test gateway
+//! (`tests/gateway`, binary `acgateway`), which behaves like the ASA of
+//! seed 004, in network namespaces.
+
+mod common;
+
+use common::*;
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn gateway_requests(log: &str, exchange: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once(&format!("received {exchange} request ")))
+        .map(|(_, r)| r.to_string())
+        .collect()
+}
+
+/// The seed's flow end to end; the payloads of every IKE_AUTH request in the
+/// order of seed 004, Cisco fragments at MTU 544, and nothing secret in -vv.
+#[test]
+fn seed_004_flow_end_to_end() {
+    let mut lab = lab_or_skip!("acseed");
+    lab.start_acgateway(&[
+        "--user",
+        "Anu:cisco123",
+        "--group",
+        "ASA-IKEV2",
+        "--dns",
+        "203.0.113.53",
+        "--protected",
+        "203.0.113.0/24",
+    ]);
+    let ca = lab.ca("ca.crt");
+    let (code, out, err, _) = lab.acclient(
+        &[
+            "-vv",
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "Anu",
+            "--group",
+            "ASA-IKEV2",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--json",
+        ],
+        "cisco123\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["addresses"][0], "192.0.2.10/32");
+    assert_eq!(v["dns"][0], "203.0.113.53");
+    assert_eq!(v["ts_remote"][0], "203.0.113.0-203.0.113.255");
+    let log = lab.acgw_log();
+    let auth = gateway_requests(&log, "IKE_AUTH");
+    assert_eq!(auth.len(), 5, "{log}");
+    // Seed 004, message 3: VID, IDi, CERTREQ, CP, SA, TSi, TSr, N — and no AUTH.
+    assert!(
+        auth[0].starts_with("1 [ V IDi CERTREQ CP(CFG_REQUEST) SA TSi TSr N"),
+        "{}",
+        auth[0]
+    );
+    assert!(!auth[0].contains("AUTH"));
+    for r in &auth[1..4] {
+        assert!(r.contains("[ EAP/RES/AnyConnect ]"), "{r}");
+    }
+    assert!(
+        auth[4].ends_with("[ AUTH ]"),
+        "AUTH only in the last: {}",
+        auth[4]
+    );
+    for doc in ["received init", "received auth-reply", "received ack"] {
+        assert!(log.contains(doc), "{doc}: {log}");
+    }
+    assert!(
+        log.contains("Fragment MTU: 544, fragments: 3"),
+        "IKE_AUTH response 1 in 3 Cisco fragments"
+    );
+    assert!(
+        err.contains("reassembled a Cisco-fragmented IKE message"),
+        "{err}"
+    );
+    assert!(log.contains("received DELETE for IKE_SA"));
+    // The password, the session token and the complete XML (28727) stay out of -vv.
+    assert!(!err.contains("cisco123"));
+    assert!(
+        !err.contains("session-token") && !err.contains("config-auth"),
+        "{err}"
+    );
+}
+
+/// A wrong password brings the form back with the gateway's error; the
+/// right one on the next line completes the same connection.
+#[test]
+fn wrong_then_right_password_in_one_connection() {
+    let mut lab = lab_or_skip!("acretry");
+    lab.start_acgateway(&["--user", "alice:right", "--group", "ENG"]);
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "wrong\nright\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("The gateway says: Login failed."), "{err}");
+    let log = lab.acgw_log();
+    assert!(
+        log.contains("authentication of user 'alice' failed (attempt 1)")
+            && log.contains("user 'alice' authenticated"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("received IKE_SA_INIT").count(),
+        1,
+        "one connection"
+    );
+}
+
+/// Wrong passwords only: non-interactive, stdin runs out → exit 2, a clear
+/// message, and no loop.
+#[test]
+fn wrong_password_non_interactive_stops() {
+    let mut lab = lab_or_skip!("acwrong");
+    lab.start_acgateway(&["--user", "alice:right"]);
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, took) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--non-inter",
+        ],
+        "wrong\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("rejected the credentials (Login failed.)"),
+        "{err}"
+    );
+    assert!(took.as_secs() < 10);
+    assert_eq!(lab.acgw_log().matches("failed (attempt").count(), 1);
+}
+
+/// With several tunnel groups the form carries `group_list`; --group picks one.
+#[test]
+fn group_selection() {
+    let mut lab = lab_or_skip!("acgroup");
+    lab.start_acgateway(&["--user", "bob:pw", "--group", "ENG", "--group", "SALES"]);
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "bob",
+            "--group",
+            "SALES",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.acgw_log()
+            .contains("user 'bob' authenticated (group SALES)"),
+        "{}",
+        lab.acgw_log()
+    );
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "bob",
+            "--group",
+            "NOPE",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("group \"NOPE\" is not offered (choices: ENG, SALES)"),
+        "{err}"
+    );
+}
+
+/// The gateway drops 25 % of what it receives: lost requests and lost
+/// fragments are recovered by retransmission (cached responses re-sent).
+#[test]
+fn lossy_gateway_still_connects() {
+    let mut lab = lab_or_skip!("acloss");
+    lab.start_acgateway(&["--user", "alice:pw", "--loss", "25"]);
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--timeout",
+            "90",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.acgw_log().contains("fault knob: dropped"),
+        "the knob worked"
+    );
+}
+
+/// A profile without StandardAuthenticationOnly selects EAP-AnyConnect, its
+/// UserGroup the tunnel group.
+#[test]
+fn profile_selects_anyconnect_and_group() {
+    let mut lab = lab_or_skip!("acprof");
+    lab.start_acgateway(&["--user", "carol:pw", "--group", "ENG", "--group", "OPS"]);
+    let prof = lab.dir.join("corp.xml");
+    std::fs::write(
+        &prof,
+        format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>{GW}</HostAddress><UserGroup>OPS</UserGroup><PrimaryProtocol>IPsec</PrimaryProtocol></HostEntry></ServerList></AnyConnectProfile>"),
+    )
+    .unwrap();
+    let ca = lab.ca("ca.crt");
+    let p = prof.display().to_string();
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--profile",
+            &p,
+            "--host",
+            "corp",
+            "--user",
+            "carol",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(lab.acgw_log().contains("(group OPS)"), "{}", lab.acgw_log());
+}

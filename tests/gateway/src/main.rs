@@ -1,0 +1,977 @@
+//! `acgateway`: a test IKEv2 responder that behaves like the Cisco ASA of
+//! seed 004 towards an AnyConnect client — same message sequence and payload
+//! order, RSA certificate AUTH, EAP-AnyConnect hello / auth-request /
+//! complete with a user database and an optional group list, Cisco
+//! fragmentation of its large answers at `--mtu`, a CFG_REPLY with the seed's
+//! Cisco attributes, and a CHILD SA. It reuses the core's codec and crypto;
+//! the responder logic here is its own. For tests and the demo only.
+//!
+//! Every message it receives or sends is logged on stderr as one line,
+//! `IKE_AUTH request 1 [ V IDi CERTREQ CP SA TSi TSr N ]`, which tests read.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+
+use acclient_core::crypto::cipher::Protection;
+use acclient_core::crypto::dh::KeyPair;
+use acclient_core::crypto::keymat::{self, IkeKeys, KeyLengths};
+use acclient_core::crypto::{Rng, SystemRng};
+use acclient_core::eap::anyconnect::{Frame, TLV_XML};
+use acclient_core::ike::proposals::{self, IkeSuite};
+use acclient_core::ike::{cisco, cisco_frag, describe};
+use acclient_core::wire::*;
+
+struct Args {
+    listen: IpAddr,
+    cert: Vec<u8>,
+    key: aws_lc_rs::rsa::KeyPair,
+    users: Vec<(String, String)>,
+    groups: Vec<String>,
+    mtu: usize,
+    pool: Ipv4Addr,
+    dns: Option<Ipv4Addr>,
+    protected: (Ipv4Addr, u8),
+    loss: u32,
+}
+
+fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let s = text.find(&begin)? + begin.len();
+    let e = text[s..].find(&end)? + s;
+    let b64: String = text[s..e].chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("acgateway: {msg}\nusage: acgateway --listen ADDR --cert PEM --key PEM --user NAME:PASSWORD... [--group NAME]... [--mtu 544] [--pool 192.0.2.10] [--dns ADDR] [--protected NET/LEN] [--loss PERCENT]");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = std::env::args().skip(1);
+    let (mut listen, mut cert, mut key) = (None, None, None);
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    let (mut mtu, mut pool, mut dns, mut protected, mut loss) = (
+        544,
+        Ipv4Addr::new(192, 0, 2, 10),
+        None,
+        (Ipv4Addr::UNSPECIFIED, 0),
+        0,
+    );
+    while let Some(flag) = a.next() {
+        let mut val = || {
+            a.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--listen" => listen = Some(val().parse().unwrap_or_else(|_| usage("bad --listen"))),
+            "--cert" => {
+                let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
+                cert = Some(
+                    pem_der(&t, "CERTIFICATE").unwrap_or_else(|| usage("no certificate in --cert")),
+                );
+            }
+            "--key" => {
+                let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
+                let k = pem_der(&t, "RSA PRIVATE KEY")
+                    .and_then(|d| aws_lc_rs::rsa::KeyPair::from_der(&d).ok())
+                    .or_else(|| {
+                        pem_der(&t, "PRIVATE KEY")
+                            .and_then(|d| aws_lc_rs::rsa::KeyPair::from_pkcs8(&d).ok())
+                    });
+                key =
+                    Some(k.unwrap_or_else(|| {
+                        usage("--key must be an RSA key (PKCS#1 or PKCS#8 PEM)")
+                    }));
+            }
+            "--user" => {
+                let v = val();
+                let (u, p) = v
+                    .split_once(':')
+                    .unwrap_or_else(|| usage("--user NAME:PASSWORD"));
+                users.push((u.to_string(), p.to_string()));
+            }
+            "--group" => groups.push(val()),
+            "--mtu" => mtu = val().parse().unwrap_or_else(|_| usage("bad --mtu")),
+            "--pool" => pool = val().parse().unwrap_or_else(|_| usage("bad --pool")),
+            "--dns" => dns = Some(val().parse().unwrap_or_else(|_| usage("bad --dns"))),
+            "--protected" => {
+                let v = val();
+                let (n, l) = v
+                    .split_once('/')
+                    .unwrap_or_else(|| usage("--protected NET/LEN"));
+                protected = (
+                    n.parse().unwrap_or_else(|_| usage("bad net")),
+                    l.parse().unwrap_or_else(|_| usage("bad len")),
+                );
+            }
+            "--loss" => loss = val().parse().unwrap_or_else(|_| usage("bad --loss")),
+            other => usage(&format!("unknown option {other}")),
+        }
+    }
+    Args {
+        listen: listen.unwrap_or_else(|| usage("--listen is required")),
+        cert: cert.unwrap_or_else(|| usage("--cert is required")),
+        key: key.unwrap_or_else(|| usage("--key is required")),
+        users,
+        groups,
+        mtu,
+        pool,
+        dns,
+        protected,
+        loss,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Auth1,
+    Init,
+    AuthReply,
+    Ack,
+    FinalAuth,
+    Up,
+}
+
+struct Sa {
+    spi_i: [u8; 8],
+    suite: IkeSuite,
+    keys: IkeKeys,
+    out: Protection,
+    inp: Protection,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    msg1: Vec<u8>,
+    msg2: Vec<u8>,
+    idi_body: Vec<u8>,
+    idr_body: Vec<u8>,
+    stage: Stage,
+    eap_id: u8,
+    group: Option<String>,
+    user: Option<String>,
+    attempts: u32,
+    opaque: String,
+    child_offer: SaPayload,
+    last: Option<(u32, Vec<Vec<u8>>)>,
+    frag_id: u16,
+    reasm: cisco_frag::CiscoReassembly,
+    lease: Ipv4Addr,
+    token: String,
+}
+
+struct Gw {
+    a: Args,
+    sas: HashMap<[u8; 8], Sa>,
+    next_lease: u32,
+    rng: SystemRng,
+    drop_state: u32,
+}
+
+fn log(s: &str) {
+    eprintln!("acgateway: {s}");
+}
+
+fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
+    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    c.update(spi_i);
+    c.update(spi_r);
+    match addr.ip() {
+        IpAddr::V4(a) => c.update(&a.octets()),
+        IpAddr::V6(a) => c.update(&a.octets()),
+    }
+    c.update(&addr.port().to_be_bytes());
+    c.finish().as_ref().to_vec()
+}
+
+fn xml_head(kind: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"{kind}\">\n<version who=\"sg\">9.0(2)8</version>\n")
+}
+
+/// What the gateway reads from a client document.
+struct ClientDoc {
+    /// `type` of `config-auth` (init, auth-reply, ack).
+    ty: String,
+    /// `group-select`.
+    group: Option<String>,
+    /// Children of `<auth>`: name → value.
+    auth: Vec<(String, String)>,
+}
+
+fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
+    use quick_xml::events::Event as X;
+    let mut r = quick_xml::Reader::from_reader(xml);
+    let (mut ty, mut group, mut auth, mut path, mut text) =
+        (None, None, Vec::new(), Vec::<String>::new(), String::new());
+    loop {
+        match r.read_event().ok()? {
+            X::Start(e) => {
+                let n = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if n == "config-auth" {
+                    ty = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == b"type")
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                }
+                path.push(n);
+                text.clear();
+            }
+            X::Text(t) => text.push_str(&t.unescape().ok()?),
+            X::End(_) => {
+                let n = path.pop()?;
+                match path.last().map(String::as_str) {
+                    Some("config-auth") if n == "group-select" => {
+                        group = Some(text.trim().to_string())
+                    }
+                    Some("auth") => auth.push((n, text.trim().to_string())),
+                    _ => {}
+                }
+                text.clear();
+            }
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    Some(ClientDoc {
+        ty: ty?,
+        group,
+        auth,
+    })
+}
+
+impl Gw {
+    fn sign(&self, suite: &IkeSuite, octets: &[u8]) -> (AuthMethod, Vec<u8>) {
+        use aws_lc_rs::signature as sg;
+        let mut sig = vec![0u8; self.a.key.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        // Method 1 with the PRF's hash ("RSA hash follows the PRF"); with a
+        // SHA-1 PRF, RFC 7427 with sha256WithRSAEncryption instead (aws-lc
+        // does not sign PKCS#1 SHA-1).
+        let enc: &'static dyn sg::RsaEncoding = match suite.prf.id() {
+            PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_SHA384,
+            PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_SHA512,
+            _ => &sg::RSA_PKCS1_SHA256,
+        };
+        self.a
+            .key
+            .sign(enc, &rng, octets, &mut sig)
+            .expect("RSA signing");
+        if suite.prf.id() == PrfId::HMAC_SHA1 {
+            let algid = [
+                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+                0x00,
+            ];
+            let mut d = vec![algid.len() as u8];
+            d.extend_from_slice(&algid);
+            d.extend_from_slice(&sig);
+            return (AuthMethod::DIGITAL_SIGNATURE, d);
+        }
+        (AuthMethod::RSA_SIG, sig)
+    }
+
+    /// Encrypts a response and splits it Cisco-style above the MTU.
+    fn seal(
+        &mut self,
+        spi_r: [u8; 8],
+        exchange: ExchangeType,
+        id: u32,
+        payloads: &[Payload<'_>],
+    ) -> Vec<Vec<u8>> {
+        let mtu = self.a.mtu;
+        let Some(sa) = self.sas.get_mut(&spi_r) else {
+            return vec![];
+        };
+        log(&format!(
+            "sending {exchange:?} response {id} {}",
+            describe::summary(payloads)
+        ));
+        let mut inner = Writer::new();
+        let first = emit_chain(payloads, PayloadType::NONE, &mut inner);
+        let mut w = Writer::new();
+        Header {
+            spi_i: sa.spi_i,
+            spi_r,
+            next_payload: PayloadType::SK,
+            version: 0x20,
+            exchange,
+            flags: Flags(Flags::RESPONSE),
+            message_id: id,
+            length: 0,
+        }
+        .emit(&mut w);
+        w.bytes(&[first.0, 0, 0, 0]);
+        let mut msg = w.buf;
+        sa.out
+            .seal(&mut self.rng, &mut msg, HEADER_LEN + 2, &inner.buf);
+        let out = if msg.len() > mtu {
+            sa.frag_id += 1;
+            let f = cisco_frag::split(&msg, sa.frag_id, mtu);
+            log(&format!(
+                "Fragment MTU: {mtu}, fragments: {}, Fragment ID: {}",
+                f.len(),
+                sa.frag_id
+            ));
+            f
+        } else {
+            vec![msg]
+        };
+        sa.last = Some((id, out.clone()));
+        out
+    }
+
+    fn handle(&mut self, from: SocketAddr, data: &[u8]) -> Vec<Vec<u8>> {
+        let Ok(h) = Header::parse(data) else {
+            return vec![];
+        };
+        if h.exchange == ExchangeType::IKE_SA_INIT {
+            return self.sa_init(from, data).into_iter().collect();
+        }
+        let Some(sa) = self.sas.get_mut(&h.spi_r) else {
+            log("unknown IKE SA");
+            return vec![];
+        };
+        if h.next_payload == PayloadType::CISCO_FRAGMENT {
+            return match sa.reasm.add(data, 64, 65536) {
+                Ok(Some(whole)) => self.handle(from, &whole),
+                _ => vec![],
+            };
+        }
+        if let Some((id, dg)) = &sa.last {
+            if *id == h.message_id {
+                log(&format!("retransmitting response {id}"));
+                return dg.clone();
+            }
+        }
+        let Ok(pt) = sa.inp.open(data, HEADER_LEN + 4) else {
+            log("integrity check failed");
+            return vec![];
+        };
+        let first = h.next_payload;
+        let (_, inner_first) = match parse_chain(first, &data[HEADER_LEN..]) {
+            Ok(x) => x,
+            Err(_) => return vec![],
+        };
+        let Ok((payloads, _)) = parse_chain(inner_first, &pt) else {
+            log("malformed payloads");
+            return vec![];
+        };
+        log(&format!(
+            "received {:?} request {} {}",
+            h.exchange,
+            h.message_id,
+            describe::summary(&payloads)
+        ));
+        match h.exchange {
+            ExchangeType::IKE_AUTH => self.ike_auth(h.spi_r, h.message_id, &payloads),
+            ExchangeType::INFORMATIONAL => {
+                let delete = payloads.iter().any(
+                    |p| matches!(&p.body, PayloadBody::Delete(d) if d.protocol == ProtocolId::IKE),
+                );
+                let out = self.seal(h.spi_r, ExchangeType::INFORMATIONAL, h.message_id, &[]);
+                if delete {
+                    log("received DELETE for IKE_SA");
+                    self.sas.remove(&h.spi_r);
+                }
+                out
+            }
+            _ => self.seal(
+                h.spi_r,
+                h.exchange,
+                h.message_id,
+                &[Payload::from(PayloadBody::Notify(Notify::new(
+                    NotifyType::NO_ADDITIONAL_SAS,
+                    &[],
+                )))],
+            ),
+        }
+    }
+
+    fn sa_init(&mut self, from: SocketAddr, data: &[u8]) -> Option<Vec<u8>> {
+        let m = Message::parse(data).ok()?;
+        log(&format!(
+            "received IKE_SA_INIT request 0 {}",
+            describe::summary(&m.payloads)
+        ));
+        let (mut sa, mut ke, mut ni) = (None, None, None);
+        for p in &m.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa = Some(s.clone()),
+                PayloadBody::Ke(k) => ke = Some(k.clone()),
+                PayloadBody::Nonce(n) => ni = Some(n.to_vec()),
+                _ => {}
+            }
+        }
+        let (sa, ke, ni) = (sa?, ke?, ni?);
+        let hdr = |spi_r: [u8; 8]| Header {
+            spi_r,
+            flags: Flags(Flags::RESPONSE),
+            ..m.header
+        };
+        let Some(chosen) = proposals::choose_from_peer(&sa, ProtocolId::IKE, Some(ke.group)) else {
+            // Ask for the first group of theirs we can do (RFC 7296 §1.2).
+            let want = sa
+                .proposals
+                .iter()
+                .flat_map(|p| p.of_type(TransformType::DH))
+                .map(|t| DhId(t.id))
+                .find(|g| acclient_core::crypto::dh::supported(*g));
+            let n = match want {
+                Some(g) => Notify::new(
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    Box::leak(Box::new(g.0.to_be_bytes())),
+                ),
+                None => Notify::new(NotifyType::NO_PROPOSAL_CHOSEN, &[]),
+            };
+            let resp = Message {
+                header: hdr([0; 8]),
+                payloads: vec![Payload::from(PayloadBody::Notify(n))],
+                inner_first: PayloadType::NONE,
+            };
+            log(&format!(
+                "sending IKE_SA_INIT response 0 {}",
+                describe::summary(&resp.payloads)
+            ));
+            return Some(resp.emit());
+        };
+        let suite = proposals::select_ike(
+            &sa,
+            &SaPayload {
+                proposals: vec![chosen.clone()],
+            },
+        )
+        .ok()?;
+        let dh = KeyPair::generate(suite.dh, &mut self.rng).ok()?;
+        let gir = dh.shared(ke.data).ok()?;
+        let mut spi_r = [0u8; 8];
+        self.rng.fill(&mut spi_r);
+        let mut nr = vec![0u8; 32];
+        self.rng.fill(&mut nr);
+        let spi_i = m.header.spi_i;
+        let src = nat_hash(&spi_i, &spi_r, SocketAddr::new(self.a.listen, 500));
+        let dst = nat_hash(&spi_i, &spi_r, from);
+        let resp = Message {
+            header: hdr(spi_r),
+            payloads: vec![
+                Payload::from(PayloadBody::Sa(SaPayload {
+                    proposals: vec![chosen],
+                })),
+                Payload::from(PayloadBody::Ke(Ke {
+                    group: suite.dh,
+                    data: dh.public(),
+                })),
+                Payload::from(PayloadBody::Nonce(&nr)),
+                Payload::from(PayloadBody::VendorId(cisco::VID_DELETE_REASON)),
+                Payload::from(PayloadBody::VendorId(cisco::VID_COPYRIGHT)),
+                Payload::from(PayloadBody::VendorId(cisco::VID_ANYCONNECT_EAP)),
+                Payload::from(PayloadBody::Notify(Notify::new(
+                    NotifyType::NAT_DETECTION_SOURCE_IP,
+                    &src,
+                ))),
+                Payload::from(PayloadBody::Notify(Notify::new(
+                    NotifyType::NAT_DETECTION_DESTINATION_IP,
+                    &dst,
+                ))),
+                Payload::from(PayloadBody::VendorId(&cisco_frag::VID_FRAGMENTATION)),
+            ],
+            inner_first: PayloadType::NONE,
+        };
+        let bytes = resp.emit();
+        log(&format!(
+            "sending IKE_SA_INIT response 0 {} ({})",
+            describe::summary(&resp.payloads),
+            suite.name()
+        ));
+        let seed = keymat::skeyseed(&suite.prf, &ni, &nr, gir.expose());
+        let l = KeyLengths {
+            integ: suite.integ.map_or(0, |i| i.key_len()),
+            encr: suite.encr.key_len(),
+        };
+        let keys = keymat::ike_keys(&suite.prf, seed.expose(), &ni, &nr, &spi_i, &spi_r, l);
+        let mk =
+            |ek: &acclient_core::crypto::Secret, ak: &acclient_core::crypto::Secret| Protection {
+                encr: suite.encr,
+                integ: suite.integ,
+                ek: ek.clone(),
+                ak: ak.clone(),
+            };
+        let (out, inp) = (mk(&keys.sk_er, &keys.sk_ar), mk(&keys.sk_ei, &keys.sk_ai));
+        let mut token = [0u8; 24];
+        self.rng.fill(&mut token);
+        use base64::Engine as _;
+        self.sas.insert(
+            spi_r,
+            Sa {
+                spi_i,
+                suite,
+                keys,
+                out,
+                inp,
+                ni,
+                nr,
+                msg1: data.to_vec(),
+                msg2: bytes.clone(),
+                idi_body: vec![],
+                idr_body: vec![],
+                stage: Stage::Auth1,
+                eap_id: 0,
+                group: None,
+                user: None,
+                attempts: 0,
+                opaque: String::new(),
+                child_offer: SaPayload::default(),
+                last: None,
+                frag_id: 0,
+                reasm: Default::default(),
+                lease: Ipv4Addr::UNSPECIFIED,
+                token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
+            },
+        );
+        Some(bytes)
+    }
+
+    fn eap_req(&mut self, spi_r: [u8; 8], xml: &str) -> Vec<u8> {
+        let sa = self.sas.get_mut(&spi_r).expect("SA exists");
+        sa.eap_id = sa.eap_id.wrapping_add(1);
+        Frame::build(1, sa.eap_id, &[(TLV_XML, xml.as_bytes())])
+    }
+
+    fn auth_request(&mut self, spi_r: [u8; 8], error: bool) -> String {
+        let sa = &self.sas[&spi_r];
+        let group = sa
+            .group
+            .clone()
+            .or_else(|| self.a.groups.first().cloned())
+            .unwrap_or_else(|| "DefaultRAGroup".into());
+        let opaque = format!("<opaque is-for=\"sg\">\n<tunnel-group>{group}</tunnel-group>\n<config-hash>1367268141499</config-hash>\n</opaque>");
+        let mut x =
+            xml_head("auth-request") + &opaque + "\n<sport>443</sport>\n<auth id=\"main\">\n";
+        if error {
+            x += "<error id=\"88\" param1=\"\" param2=\"\">Login failed.</error>\n";
+        }
+        x += "<form>\n";
+        if self.a.groups.len() > 1 && sa.group.is_none() {
+            x += "<select name=\"group_list\" label=\"GROUP:\">\n";
+            for g in &self.a.groups {
+                x += &format!("<option>{g}</option>\n");
+            }
+            x += "</select>\n";
+        }
+        x += "<input type=\"text\" name=\"username\" label=\"Username:\"></input>\n<input type=\"password\" name=\"password\" label=\"Password:\"></input>\n</form>\n</auth>\n</config-auth>\n";
+        self.sas.get_mut(&spi_r).expect("SA").opaque = opaque;
+        x
+    }
+
+    fn ike_auth(&mut self, spi_r: [u8; 8], id: u32, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
+        let stage = self.sas[&spi_r].stage;
+        let eap = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Eap(e) => Some(e.to_vec()),
+            _ => None,
+        });
+        let fail = |gw: &mut Gw, why: &str| {
+            log(why);
+            let n = [Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::AUTHENTICATION_FAILED,
+                &[],
+            )))];
+            gw.seal(spi_r, ExchangeType::IKE_AUTH, id, &n)
+        };
+        match stage {
+            Stage::Auth1 => {
+                let idi = payloads.iter().find_map(|p| match &p.body {
+                    PayloadBody::IdI(i) => Some(i.body()),
+                    _ => None,
+                });
+                let offer = payloads.iter().find_map(|p| match &p.body {
+                    PayloadBody::Sa(s) => Some(s.clone()),
+                    _ => None,
+                });
+                if payloads
+                    .iter()
+                    .any(|p| matches!(p.body, PayloadBody::Auth(_)))
+                {
+                    return fail(
+                        self,
+                        "expected EAP (no AUTH payload) from an AnyConnect client",
+                    );
+                }
+                let (Some(idi), Some(offer)) = (idi, offer) else {
+                    return fail(self, "IKE_AUTH without IDi or SA");
+                };
+                use x509_parser::prelude::FromDer;
+                let Ok((_, c)) = x509_parser::certificate::X509Certificate::from_der(&self.a.cert)
+                else {
+                    return vec![];
+                };
+                let idr_data = c.tbs_certificate.subject.as_raw().to_vec();
+                let idr = Id {
+                    ty: IdType::DER_ASN1_DN,
+                    data: &idr_data,
+                };
+                let idr_body = idr.body();
+                let sa = self.sas.get_mut(&spi_r).expect("SA");
+                sa.idi_body = idi;
+                sa.idr_body = idr_body.clone();
+                sa.child_offer = offer;
+                sa.stage = Stage::Init;
+                let prf_id = sa.suite.prf.compute(sa.keys.sk_pr.expose(), &[&idr_body]);
+                let octets = [&sa.msg2[..], &sa.ni, &prf_id].concat();
+                let suite = sa.suite;
+                let (method, sig) = self.sign(&suite, &octets);
+                let hello = xml_head("hello") + "</config-auth>\n";
+                let e = self.eap_req(spi_r, &hello);
+                let cert = self.a.cert.clone();
+                let p = [
+                    Payload::from(PayloadBody::VendorId(&cisco::VID_GRANITE)),
+                    Payload::from(PayloadBody::IdR(idr)),
+                    Payload::from(PayloadBody::Cert(Cert {
+                        encoding: CertEncoding::X509_SIGNATURE,
+                        data: &cert,
+                    })),
+                    Payload::from(PayloadBody::Auth(Auth { method, data: &sig })),
+                    Payload::from(PayloadBody::Eap(&e)),
+                ];
+                self.seal(spi_r, ExchangeType::IKE_AUTH, id, &p)
+            }
+            Stage::Init | Stage::AuthReply | Stage::Ack => {
+                let Some(eap) = eap else {
+                    return fail(self, "expected an EAP response");
+                };
+                let Some(xml) = Frame::parse(&eap)
+                    .ok()
+                    .and_then(|f| f.xml().ok().map(<[u8]>::to_vec))
+                else {
+                    return fail(self, "not an EAP-AnyConnect response");
+                };
+                let Some(ClientDoc { ty, group, auth }) = client_doc(&xml) else {
+                    return fail(self, "malformed XML from the client");
+                };
+                log(&format!("EAP-AnyConnect: received {ty}"));
+                match (stage, ty.as_str()) {
+                    (Stage::Init, "init") => {
+                        if let Some(g) = group.filter(|g| self.a.groups.contains(g)) {
+                            self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
+                        }
+                        let x = self.auth_request(spi_r, false);
+                        self.sas.get_mut(&spi_r).expect("SA").stage = Stage::AuthReply;
+                        let e = self.eap_req(spi_r, &x);
+                        self.seal(
+                            spi_r,
+                            ExchangeType::IKE_AUTH,
+                            id,
+                            &[Payload::from(PayloadBody::Eap(&e))],
+                        )
+                    }
+                    (Stage::AuthReply, "auth-reply") => {
+                        let sa = &self.sas[&spi_r];
+                        if !String::from_utf8_lossy(&xml).contains(&sa.opaque) {
+                            return fail(
+                                self,
+                                "the client did not echo the opaque element byte for byte",
+                            );
+                        }
+                        if let Some(g) = group {
+                            self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
+                        }
+                        let get = |n: &str| {
+                            auth.iter()
+                                .find(|(k, _)| k == n)
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or_default()
+                        };
+                        let (user, pass) = (get("username"), get("password"));
+                        let ok = self.a.users.iter().any(|(u, p)| *u == user && *p == pass);
+                        let sa = self.sas.get_mut(&spi_r).expect("SA");
+                        sa.attempts += 1;
+                        if !ok {
+                            log(&format!(
+                                "authentication of user '{user}' failed (attempt {})",
+                                sa.attempts
+                            ));
+                            if sa.attempts >= 3 {
+                                let f = [4u8, sa.eap_id, 0, 4]; // EAP Failure
+                                return self.seal(
+                                    spi_r,
+                                    ExchangeType::IKE_AUTH,
+                                    id,
+                                    &[Payload::from(PayloadBody::Eap(&f))],
+                                );
+                            }
+                            let x = self.auth_request(spi_r, true);
+                            let e = self.eap_req(spi_r, &x);
+                            return self.seal(
+                                spi_r,
+                                ExchangeType::IKE_AUTH,
+                                id,
+                                &[Payload::from(PayloadBody::Eap(&e))],
+                            );
+                        }
+                        log(&format!(
+                            "user '{user}' authenticated (group {})",
+                            sa.group.clone().unwrap_or_default()
+                        ));
+                        sa.user = Some(user);
+                        sa.stage = Stage::Ack;
+                        let x = xml_head("complete")
+                            + &format!("<session-id>32768</session-id>\n<session-token>{}</session-token>\n<auth id=\"success\">\n<message id=\"0\" param1=\"\" param2=\"\"></message>\n</auth>\n</config-auth>\n", sa.token);
+                        let e = self.eap_req(spi_r, &x);
+                        self.seal(
+                            spi_r,
+                            ExchangeType::IKE_AUTH,
+                            id,
+                            &[Payload::from(PayloadBody::Eap(&e))],
+                        )
+                    }
+                    (Stage::Ack, "ack") => {
+                        let sa = self.sas.get_mut(&spi_r).expect("SA");
+                        sa.stage = Stage::FinalAuth;
+                        let s = [3u8, sa.eap_id, 0, 4];
+                        self.seal(
+                            spi_r,
+                            ExchangeType::IKE_AUTH,
+                            id,
+                            &[Payload::from(PayloadBody::Eap(&s))],
+                        )
+                    }
+                    (_, other) => fail(self, &format!("unexpected {other} document")),
+                }
+            }
+            Stage::FinalAuth => self.final_auth(spi_r, id, payloads),
+            Stage::Up => fail(self, "IKE_AUTH after the SA is up"),
+        }
+    }
+
+    fn final_auth(&mut self, spi_r: [u8; 8], id: u32, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
+        let lease_n = self.next_lease;
+        let (pool, dns, protected) = (self.a.pool, self.a.dns, self.a.protected);
+        let sa = self.sas.get_mut(&spi_r).expect("SA");
+        let auth = payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Auth(a) => Some(a.data.to_vec()),
+            _ => None,
+        });
+        if payloads.len() != 1 {
+            log("the final IKE_AUTH request must carry AUTH only");
+        }
+        let prf = sa.suite.prf;
+        let psk = |k: &[u8], octets: &[u8]| {
+            prf.compute(&prf.compute(k, &[b"Key Pad for IKEv2"]), &[octets])
+        };
+        let i_oct = [
+            &sa.msg1[..],
+            &sa.nr,
+            &prf.compute(sa.keys.sk_pi.expose(), &[&sa.idi_body]),
+        ]
+        .concat();
+        if auth.as_deref() != Some(&psk(sa.keys.sk_pi.expose(), &i_oct)[..]) {
+            log("the client's AUTH (keyed from SK_pi) does not verify");
+            let n = [Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::AUTHENTICATION_FAILED,
+                &[],
+            )))];
+            return self.seal(spi_r, ExchangeType::IKE_AUTH, id, &n);
+        }
+        let r_oct = [
+            &sa.msg2[..],
+            &sa.ni,
+            &prf.compute(sa.keys.sk_pr.expose(), &[&sa.idr_body]),
+        ]
+        .concat();
+        let my_auth = psk(sa.keys.sk_pr.expose(), &r_oct);
+        let Some(mut esp) = proposals::choose_from_peer(&sa.child_offer, ProtocolId::ESP, None)
+        else {
+            let n = [Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                &[],
+            )))];
+            return self.seal(spi_r, ExchangeType::IKE_AUTH, id, &n);
+        };
+        let mut spi = [0u8; 4];
+        self.rng.fill(&mut spi);
+        esp.spi = spi.to_vec();
+        let sa = self.sas.get_mut(&spi_r).expect("SA");
+        sa.lease = Ipv4Addr::from(u32::from(pool) + lease_n);
+        sa.stage = Stage::Up;
+        let lease = sa.lease;
+        let complete_xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>32768</session-id><session-token>{}</session-token></config-auth>\0", sa.token);
+        self.next_lease += 1;
+        let octets = lease.octets();
+        let mask = [255u8, 255, 255, 255];
+        let dns_o = dns.map(|d| d.octets());
+        let (u0, u1800, u30, u20) = (
+            0u32.to_be_bytes(),
+            1800u32.to_be_bytes(),
+            30u32.to_be_bytes(),
+            20u32.to_be_bytes(),
+        );
+        let mtu = 1406u16.to_be_bytes();
+        let mut attrs = vec![
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_ADDRESS,
+                value: &octets,
+            },
+            CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_NETMASK,
+                value: &mask,
+            },
+            CfgAttribute {
+                ty: CfgAttr::APPLICATION_VERSION,
+                value: b"ASA 100.7(6)116\0",
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::PFS),
+                value: &[0],
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::SESSION_TIMEOUT),
+                value: &u0,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::DISCONNECT_TIMEOUT),
+                value: &u1800,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::IDLE_TIMEOUT),
+                value: &u1800,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::DPD),
+                value: &u30,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::KEEPALIVE),
+                value: &u20,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::MTU),
+                value: &mtu,
+            },
+            CfgAttribute {
+                ty: CfgAttr(cisco::COMPLETE_XML),
+                value: complete_xml.as_bytes(),
+            },
+        ];
+        if let Some(d) = &dns_o {
+            attrs.insert(
+                2,
+                CfgAttribute {
+                    ty: CfgAttr::INTERNAL_IP4_DNS,
+                    value: d,
+                },
+            );
+        }
+        let tsi = TsPayload {
+            selectors: vec![TrafficSelector::range(IpAddr::V4(lease), IpAddr::V4(lease))],
+        };
+        let net = u32::from(protected.0);
+        let last = if protected.1 == 0 {
+            u32::MAX
+        } else {
+            net | (u32::MAX >> protected.1)
+        };
+        let tsr = TsPayload {
+            selectors: vec![TrafficSelector::range(
+                IpAddr::V4(Ipv4Addr::from(net)),
+                IpAddr::V4(Ipv4Addr::from(last)),
+            )],
+        };
+        let p = [
+            Payload::from(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: &my_auth,
+            })),
+            Payload::from(PayloadBody::Cp(ConfigPayload {
+                cfg_type: CfgType::CFG_REPLY,
+                attributes: attrs,
+            })),
+            Payload::from(PayloadBody::Sa(SaPayload {
+                proposals: vec![esp],
+            })),
+            Payload::from(PayloadBody::TsI(tsi)),
+            Payload::from(PayloadBody::TsR(tsr)),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::ESP_TFC_PADDING_NOT_SUPPORTED,
+                &[],
+            ))),
+            Payload::from(PayloadBody::Notify(Notify::new(
+                NotifyType::NON_FIRST_FRAGMENTS_ALSO,
+                &[],
+            ))),
+        ];
+        log(&format!("CHILD_SA established, address {lease} assigned"));
+        self.seal(spi_r, ExchangeType::IKE_AUTH, id, &p)
+    }
+
+    /// Fault knob: drop this share of datagrams (both directions).
+    fn lose(&mut self) -> bool {
+        if self.a.loss == 0 {
+            return false;
+        }
+        self.drop_state = self
+            .drop_state
+            .wrapping_mul(1_103_515_245)
+            .wrapping_add(12345);
+        (self.drop_state >> 16) % 100 < self.a.loss
+    }
+}
+
+fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let data = &buf[..n];
+        let data = if nat {
+            match data {
+                [0, 0, 0, 0, rest @ ..] => rest,
+                _ => continue, // ESP or keepalive: no data plane here
+            }
+        } else {
+            data
+        };
+        let mut g = gw.lock().expect("gateway lock");
+        if g.lose() {
+            log("fault knob: dropped a received datagram");
+            continue;
+        }
+        for d in g.handle(from, data) {
+            let mut out = Vec::with_capacity(d.len() + 4);
+            if nat {
+                out.extend_from_slice(&[0, 0, 0, 0]);
+            }
+            out.extend_from_slice(&d);
+            let _ = sock.send_to(&out, from);
+        }
+    }
+}
+
+fn main() {
+    let a = parse_args();
+    let ike = Arc::new(
+        UdpSocket::bind(SocketAddr::new(a.listen, 500))
+            .unwrap_or_else(|e| usage(&format!("cannot bind UDP 500: {e}"))),
+    );
+    let nat = Arc::new(
+        UdpSocket::bind(SocketAddr::new(a.listen, 4500))
+            .unwrap_or_else(|e| usage(&format!("cannot bind UDP 4500: {e}"))),
+    );
+    log(&format!(
+        "listening on {}:500 and :4500, MTU {}, {} users, groups {:?}",
+        a.listen,
+        a.mtu,
+        a.users.len(),
+        a.groups
+    ));
+    let gw = Arc::new(Mutex::new(Gw {
+        a,
+        sas: HashMap::new(),
+        next_lease: 0,
+        rng: SystemRng,
+        drop_state: 1,
+    }));
+    let (g2, n2) = (gw.clone(), nat.clone());
+    std::thread::spawn(move || serve(g2, n2, true));
+    serve(gw, ike, false);
+}
