@@ -276,3 +276,57 @@ fn profile_selects_anyconnect_and_group() {
     assert_eq!(code, 0, "{err}");
     assert!(lab.acgw_log().contains("(group OPS)"), "{}", lab.acgw_log());
 }
+
+/// `acclient connect` stays up until SIGTERM (or Ctrl-C), then sends DELETE
+/// and exits 0.
+#[test]
+fn connect_until_signal_then_clean_disconnect() {
+    let mut lab = lab_or_skip!("acconnect");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let ca = lab.ca("ca.crt");
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.cl,
+            env!("CARGO_BIN_EXE_acclient"),
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    assert!(
+        lab.wait_acgw("CHILD_SA established", 10),
+        "{}",
+        lab.acgw_log()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "still connected");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Press Ctrl-C to disconnect") && err.contains("Disconnected."),
+        "{err}"
+    );
+    assert!(
+        lab.wait_acgw("received DELETE for IKE_SA", 3),
+        "{}",
+        lab.acgw_log()
+    );
+}

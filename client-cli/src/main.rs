@@ -38,6 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Connect and stay connected until Ctrl-C (SIGINT) or SIGTERM, then disconnect cleanly.
+    Connect(Box<ConnectArgs>),
     /// Connect, authenticate, set up the CHILD SA, print what the gateway gave, disconnect.
     Probe(Box<ConnectArgs>),
     /// List the hosts of an AnyConnect XML profile.
@@ -121,6 +123,9 @@ struct ConnectArgs {
     /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
     #[arg(long, default_value_t = 3600)]
     child_lifetime: u64,
+    /// Set by `connect`: stay up until a signal.
+    #[arg(skip)]
+    until_signal: bool,
     /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile).
     #[arg(long, default_value_t = 0)]
     hold: u64,
@@ -143,6 +148,15 @@ fn main() {
         .init();
     let code = match cli.cmd {
         Cmd::Profiles { file } => profiles(&file).map(|_| 0),
+        Cmd::Connect(a) => {
+            let mut a = *a;
+            a.until_signal = true;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(probe(a))
+        }
         Cmd::Probe(a) => {
             let a = *a;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -525,7 +539,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let mut connect_ms = 0u128;
     let mut closing = false;
     let mut gave_up = false;
-    let mut hold: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut hold: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
     loop {
         let ev = tokio::select! {
             e = ev_rx.recv() => e,
@@ -620,7 +634,13 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 let _ = cmd_tx.send(Command::Status(tx));
                 let st = rx.await.ok();
                 connected = Some((cfg, st));
-                if a.hold > 0 {
+                if a.until_signal {
+                    if let Some((cfg, st)) = &connected {
+                        print_connected(&p, cfg, st.as_ref(), connect_ms);
+                    }
+                    eprintln!("Connected to {}. Press Ctrl-C to disconnect.", p.label);
+                    hold = Some(Box::pin(until_signal()));
+                } else if a.hold > 0 {
                     if !a.json {
                         eprintln!("Connected; holding for {} s.", a.hold);
                     }
@@ -649,8 +669,58 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         eprintln!("acclient: {reason}");
         return Ok(reason.exit_code().max(1));
     };
+    if a.until_signal {
+        eprintln!("Disconnected.");
+        return Ok(0);
+    }
     print_result(&a, &p, &cfg, st.as_ref(), connect_ms);
     Ok(0)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn until_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("Disconnecting...");
+}
+
+fn print_connected(
+    p: &Plan,
+    cfg: &acclient_core::TunnelConfig,
+    st: Option<&driver::Status>,
+    ms: u128,
+) {
+    let addrs: Vec<String> = cfg
+        .addresses
+        .iter()
+        .map(|(a, l)| format!("{a}/{l}"))
+        .collect();
+    let dns: Vec<String> = cfg.dns.iter().map(|d| d.to_string()).collect();
+    println!("Connected to {} ({}) in {ms} ms", p.label, p.gateway);
+    println!("  address:     {}", addrs.join(", "));
+    println!(
+        "  DNS:         {}",
+        if dns.is_empty() {
+            "-".into()
+        } else {
+            dns.join(", ")
+        }
+    );
+    if let Some(b) = &cfg.cisco.banner {
+        println!("  banner:      {b}");
+    }
+    if let Some(s) = st {
+        println!("  IKE SA:      {}", s.ike_suite.clone().unwrap_or_default());
+        println!("  CHILD SA:    {}", s.esp_suite.clone().unwrap_or_default());
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 fn print_result(
