@@ -330,3 +330,120 @@ fn connect_until_signal_then_clean_disconnect() {
         lab.acgw_log()
     );
 }
+
+fn ac_probe(lab: &Lab, extra: &[&str], stdin: &str) -> (i32, String, String) {
+    let ca = lab.ca("ca.crt");
+    let mut args = vec![
+        "probe",
+        "--server",
+        GW,
+        "--anyconnect",
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err, _) = lab.acclient(&args, stdin);
+    (code, out, err)
+}
+
+/// A second round: the gateway asks for a one-time code (`answer`, sent as
+/// `<password>`), read from the next line of stdin.
+#[test]
+fn otp_round() {
+    let mut lab = lab_or_skip!("acotp");
+    lab.start_acgateway(&["--user", "alice:pw", "--otp", "123456"]);
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n123456\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Enter the code from your token."), "{err}");
+    assert!(lab.acgw_log().contains("second round OTP: accepted"));
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n000000\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Wrong code."), "{err}");
+}
+
+/// Password expired: new password + confirmation; only `<password>` goes
+/// out, and a mismatch is caught before anything is sent.
+#[test]
+fn password_change_round() {
+    let mut lab = lab_or_skip!("acnewpw");
+    lab.start_acgateway(&["--user", "alice:old", "--expire-password"]);
+    let (code, _, err) = ac_probe(&lab, &[], "old\nnew-pw\nnew-pw\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Your password has expired."), "{err}");
+    assert!(lab
+        .acgw_log()
+        .contains("second round new password: accepted"));
+    let (code, _, err) = ac_probe(&lab, &[], "old\nnew-pw\nother\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("the new passwords do not match"), "{err}");
+}
+
+/// The banner (Cisco attribute 28672) and the session settings reach the user.
+#[test]
+fn banner_and_cisco_settings() {
+    let mut lab = lab_or_skip!("acbanner");
+    lab.start_acgateway(&["--user", "alice:pw", "--banner", "Authorized use only"]);
+    let (code, out, err) = ac_probe(&lab, &["--json"], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["banner"], "Authorized use only");
+    assert_eq!(v["cisco"]["mtu"], 1406);
+    assert_eq!(v["cisco"]["dpd_s"], 30);
+    assert_eq!(v["cisco"]["keepalive_s"], 20);
+    assert_eq!(v["cisco"]["gateway_version"], "ASA 100.7(6)116");
+}
+
+/// Fragments duplicated, one lost once (recovered by retransmission), and one
+/// never sent (a clear error once our retransmissions run out).
+#[test]
+fn cisco_fragments_duplicated_lost_and_missing() {
+    let mut lab = lab_or_skip!("acfrag");
+    lab.start_acgateway(&["--user", "alice:pw", "--dup", "--drop-fragment", "2"]);
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(lab
+        .acgw_log()
+        .contains("fault knob: dropping fragment 2 once"));
+    assert!(
+        lab.acgw_log().contains("retransmitting response 1"),
+        "{}",
+        lab.acgw_log()
+    );
+    drop(lab);
+    let mut lab = lab_or_skip!("acstall");
+    lab.start_acgateway(&["--user", "alice:pw", "--stall-fragment", "2"]);
+    let (code, _, err) = ac_probe(&lab, &["--retries", "2"], "pw\n");
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains(
+            "incomplete fragmented message from the gateway: Cisco fragments still missing"
+        ),
+        "{err}"
+    );
+}
+
+/// Broken XML, a broken TLV and a broken CFG_REPLY from the gateway: a clear
+/// protocol error (exit 5) naming the problem, no panic, DELETE sent.
+#[test]
+fn malformed_gateway_input() {
+    for (knob, want) in [
+        ("xml", "malformed XML from the gateway"),
+        ("tlv", "TLV 0 runs past the end"),
+        ("cp", "CP payload"),
+    ] {
+        let mut lab = lab_or_skip!("acbad");
+        lab.start_acgateway(&["--user", "alice:pw", "--malformed", knob]);
+        let (code, _, err) = ac_probe(&lab, &[], "pw\n");
+        assert_eq!(code, 5, "{knob}: {err}");
+        assert!(err.contains(want), "{knob}: {err}");
+        assert!(!err.contains("panicked"));
+        assert!(
+            lab.wait_acgw("received DELETE for IKE_SA", 3) || knob == "cp",
+            "{knob}: {}",
+            lab.acgw_log()
+        );
+    }
+}

@@ -123,6 +123,9 @@ struct ConnectArgs {
     /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
     #[arg(long, default_value_t = 3600)]
     child_lifetime: u64,
+    /// Retransmissions of an unanswered request before giving up (default 7, ~27 s).
+    #[arg(long, default_value_t = 7)]
+    retries: u32,
     /// Set by `connect`: stay up until a signal.
     #[arg(skip)]
     until_signal: bool,
@@ -371,7 +374,7 @@ fn fill_form(
     if let Some(e) = &form.error {
         eprintln!("The gateway says: {e}");
     }
-    let mut answers = Vec::new();
+    let mut answers: Vec<(String, Secret)> = Vec::new();
     for s in &form.selects {
         let labels: Vec<&str> = s.options.iter().map(|o| o.1.as_str()).collect();
         let pick = match (&a.group, s.name.as_str()) {
@@ -424,6 +427,13 @@ fn fill_form(
             ),
         };
         answers.push((i.name.clone(), Secret::new(v)));
+    }
+    // A new password is typed twice; only the first is sent (renaming rules).
+    let find = |n: &str| answers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    if let (Some(a), Some(b)) = (find("new_password"), find("verify_password")) {
+        if a != b {
+            bail!("the new passwords do not match");
+        }
     }
     Ok(answers)
 }
@@ -487,6 +497,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     s.legacy_group1 = a.legacy_modp768;
     s.fragment_size = a.fragment_size;
     s.request_ipv6 = a.ipv6;
+    s.retransmit.tries = a.retries;
     s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime.max(10)));
     s.child_lifetime = Some(Duration::from_secs(a.child_lifetime.max(5)));
     if a.passwd_on_stdin {
@@ -770,6 +781,12 @@ fn print_result(
                 "dropped": s.stats.dropped, "dpd_answered": s.stats.dpd_answered,
                 "ike_rekeys": s.stats.ike_rekeys, "child_rekeys": s.stats.child_rekeys,
             })),
+            "banner": cfg.cisco.banner,
+            "cisco": {
+                "mtu": cfg.cisco.mtu, "dpd_s": cfg.cisco.dpd_interval, "keepalive_s": cfg.cisco.keepalive_interval,
+                "idle_timeout_s": cfg.cisco.idle_timeout, "session_timeout_s": cfg.cisco.session_timeout,
+                "gateway_version": cfg.cisco.gateway_version,
+            },
             "unknown_attributes": cfg.unknown.iter().map(|(t, v)| serde_json::json!({"type": t, "length": v.len()})).collect::<Vec<_>>(),
         });
         println!("{v}");
@@ -792,6 +809,9 @@ fn print_result(
         }
         if !cfg.domains.is_empty() {
             println!("  domains:     {}", cfg.domains.join(", "));
+        }
+        if let Some(b) = &cfg.cisco.banner {
+            println!("  banner:      {b}");
         }
         println!("  local TS:    {}", tsl.join(", "));
         println!("  remote TS:   {}", tsr.join(", "));

@@ -784,6 +784,10 @@ impl Session {
                 self.finish(DisconnectReason::LocallyClosed);
             } else if let Some(m) = self.last_reassembly_error.take() {
                 self.fail(DisconnectReason::Reassembly(m));
+            } else if !self.cisco_frags.is_empty() {
+                self.fail(DisconnectReason::Reassembly(format!(
+                    "Cisco fragments still missing after {tries} retransmissions"
+                )));
             } else {
                 self.fail(DisconnectReason::TimedOut(tries));
             }

@@ -33,6 +33,26 @@ struct Args {
     dns: Option<Ipv4Addr>,
     protected: (Ipv4Addr, u8),
     loss: u32,
+    knobs: Knobs,
+}
+
+/// Second login rounds and fault injection.
+#[derive(Default)]
+struct Knobs {
+    /// After the password: a challenge form whose `answer` must be this code.
+    otp: Option<String>,
+    /// After the password: "password expired", a new-password form.
+    expire_password: bool,
+    /// UNITY_BANNER in the CFG_REPLY.
+    banner: Option<String>,
+    /// Send every datagram twice.
+    dup: bool,
+    /// Drop Cisco fragment N of the first fragmented answer, once.
+    drop_fragment: Option<u8>,
+    /// Always drop Cisco fragment N.
+    stall_fragment: Option<u8>,
+    /// Send a broken document: `xml` (auth-request), `tlv` (EAP TLV), `cp` (CFG_REPLY).
+    malformed: Option<String>,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -61,6 +81,7 @@ fn parse_args() -> Args {
         (Ipv4Addr::UNSPECIFIED, 0),
         0,
     );
+    let mut knobs = Knobs::default();
     while let Some(flag) = a.next() {
         let mut val = || {
             a.next()
@@ -109,6 +130,25 @@ fn parse_args() -> Args {
                 );
             }
             "--loss" => loss = val().parse().unwrap_or_else(|_| usage("bad --loss")),
+            "--otp" => knobs.otp = Some(val()),
+            "--expire-password" => knobs.expire_password = true,
+            "--banner" => knobs.banner = Some(val()),
+            "--dup" => knobs.dup = true,
+            "--drop-fragment" => {
+                knobs.drop_fragment = Some(
+                    val()
+                        .parse()
+                        .unwrap_or_else(|_| usage("bad --drop-fragment")),
+                )
+            }
+            "--stall-fragment" => {
+                knobs.stall_fragment = Some(
+                    val()
+                        .parse()
+                        .unwrap_or_else(|_| usage("bad --stall-fragment")),
+                )
+            }
+            "--malformed" => knobs.malformed = Some(val()),
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -123,6 +163,7 @@ fn parse_args() -> Args {
         dns,
         protected,
         loss,
+        knobs,
     }
 }
 
@@ -153,6 +194,8 @@ struct Sa {
     group: Option<String>,
     user: Option<String>,
     attempts: u32,
+    /// Pending second round: 0 none, 1 new password, 2 OTP.
+    round: u8,
     opaque: String,
     child_offer: SaPayload,
     last: Option<(u32, Vec<Vec<u8>>)>,
@@ -520,6 +563,7 @@ impl Gw {
                 group: None,
                 user: None,
                 attempts: 0,
+                round: 0,
                 opaque: String::new(),
                 child_offer: SaPayload::default(),
                 last: None,
@@ -561,6 +605,26 @@ impl Gw {
         }
         x += "<input type=\"text\" name=\"username\" label=\"Username:\"></input>\n<input type=\"password\" name=\"password\" label=\"Password:\"></input>\n</form>\n</auth>\n</config-auth>\n";
         self.sas.get_mut(&spi_r).expect("SA").opaque = opaque;
+        x
+    }
+
+    /// Round 1: password expired (new + confirm); round 2: OTP challenge.
+    fn second_form(&mut self, spi_r: [u8; 8], round: u8, error: bool) -> String {
+        let opaque = self.sas[&spi_r].opaque.clone();
+        let mut x = xml_head("auth-request") + &opaque + "\n";
+        if round == 1 {
+            x += "<auth id=\"main\">\n<message>Your password has expired. Choose a new one.</message>\n";
+            if error {
+                x += "<error id=\"88\" param1=\"\" param2=\"\">The new password was refused.</error>\n";
+            }
+            x += "<form>\n<input type=\"password\" name=\"new_password\" label=\"New Password:\"></input>\n<input type=\"password\" name=\"verify_password\" label=\"Verify Password:\"></input>\n</form>\n</auth>\n</config-auth>\n";
+        } else {
+            x += "<auth id=\"challenge\">\n<message>Enter the code from your token.</message>\n";
+            if error {
+                x += "<error id=\"88\" param1=\"\" param2=\"\">Wrong code.</error>\n";
+            }
+            x += "<form>\n<input type=\"password\" name=\"answer\" label=\"Code:\"></input>\n</form>\n</auth>\n</config-auth>\n";
+        }
         x
     }
 
@@ -654,9 +718,17 @@ impl Gw {
                         if let Some(g) = group.filter(|g| self.a.groups.contains(g)) {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
                         }
-                        let x = self.auth_request(spi_r, false);
+                        let mut x = self.auth_request(spi_r, false);
                         self.sas.get_mut(&spi_r).expect("SA").stage = Stage::AuthReply;
-                        let e = self.eap_req(spi_r, &x);
+                        if self.a.knobs.malformed.as_deref() == Some("xml") {
+                            log("fault knob: sending a truncated auth-request");
+                            x.truncate(x.len() / 2);
+                        }
+                        let mut e = self.eap_req(spi_r, &x);
+                        if self.a.knobs.malformed.as_deref() == Some("tlv") {
+                            log("fault knob: sending an EAP-AnyConnect TLV longer than its packet");
+                            e[14..16].copy_from_slice(&0xfff0u16.to_be_bytes());
+                        }
                         self.seal(
                             spi_r,
                             ExchangeType::IKE_AUTH,
@@ -674,6 +746,50 @@ impl Gw {
                         }
                         if let Some(g) = group {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
+                        }
+                        let round = self.sas[&spi_r].round;
+                        if round > 0 {
+                            let answer = auth
+                                .iter()
+                                .find(|(k, _)| k == "password")
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or_default();
+                            let ok = match round {
+                                1 => !answer.is_empty(),
+                                _ => self.a.knobs.otp.as_deref() == Some(answer.as_str()),
+                            };
+                            log(&format!(
+                                "second round {}: {}",
+                                if round == 1 { "new password" } else { "OTP" },
+                                if ok { "accepted" } else { "refused" }
+                            ));
+                            if !ok {
+                                let x = self.second_form(spi_r, round, true);
+                                let e = self.eap_req(spi_r, &x);
+                                return self.seal(
+                                    spi_r,
+                                    ExchangeType::IKE_AUTH,
+                                    id,
+                                    &[Payload::from(PayloadBody::Eap(&e))],
+                                );
+                            }
+                            let next = if round == 1 && self.a.knobs.otp.is_some() {
+                                2
+                            } else {
+                                0
+                            };
+                            self.sas.get_mut(&spi_r).expect("SA").round = next;
+                            if next > 0 {
+                                let x = self.second_form(spi_r, next, false);
+                                let e = self.eap_req(spi_r, &x);
+                                return self.seal(
+                                    spi_r,
+                                    ExchangeType::IKE_AUTH,
+                                    id,
+                                    &[Payload::from(PayloadBody::Eap(&e))],
+                                );
+                            }
+                            return self.complete(spi_r, id);
                         }
                         let get = |n: &str| {
                             auth.iter()
@@ -713,16 +829,25 @@ impl Gw {
                             sa.group.clone().unwrap_or_default()
                         ));
                         sa.user = Some(user);
-                        sa.stage = Stage::Ack;
-                        let x = xml_head("complete")
-                            + &format!("<session-id>32768</session-id>\n<session-token>{}</session-token>\n<auth id=\"success\">\n<message id=\"0\" param1=\"\" param2=\"\"></message>\n</auth>\n</config-auth>\n", sa.token);
-                        let e = self.eap_req(spi_r, &x);
-                        self.seal(
-                            spi_r,
-                            ExchangeType::IKE_AUTH,
-                            id,
-                            &[Payload::from(PayloadBody::Eap(&e))],
-                        )
+                        let round = if self.a.knobs.expire_password {
+                            1
+                        } else if self.a.knobs.otp.is_some() {
+                            2
+                        } else {
+                            0
+                        };
+                        if round > 0 {
+                            self.sas.get_mut(&spi_r).expect("SA").round = round;
+                            let x = self.second_form(spi_r, round, false);
+                            let e = self.eap_req(spi_r, &x);
+                            return self.seal(
+                                spi_r,
+                                ExchangeType::IKE_AUTH,
+                                id,
+                                &[Payload::from(PayloadBody::Eap(&e))],
+                            );
+                        }
+                        self.complete(spi_r, id)
                     }
                     (Stage::Ack, "ack") => {
                         let sa = self.sas.get_mut(&spi_r).expect("SA");
@@ -741,6 +866,21 @@ impl Gw {
             Stage::FinalAuth => self.final_auth(spi_r, id, payloads),
             Stage::Up => fail(self, "IKE_AUTH after the SA is up"),
         }
+    }
+
+    /// The `complete` document, then wait for `ack`.
+    fn complete(&mut self, spi_r: [u8; 8], id: u32) -> Vec<Vec<u8>> {
+        let sa = self.sas.get_mut(&spi_r).expect("SA");
+        sa.stage = Stage::Ack;
+        let x = xml_head("complete")
+                            + &format!("<session-id>32768</session-id>\n<session-token>{}</session-token>\n<auth id=\"success\">\n<message id=\"0\" param1=\"\" param2=\"\"></message>\n</auth>\n</config-auth>\n", sa.token);
+        let e = self.eap_req(spi_r, &x);
+        self.seal(
+            spi_r,
+            ExchangeType::IKE_AUTH,
+            id,
+            &[Payload::from(PayloadBody::Eap(&e))],
+        )
     }
 
     fn final_auth(&mut self, spi_r: [u8; 8], id: u32, payloads: &[Payload<'_>]) -> Vec<Vec<u8>> {
@@ -852,6 +992,16 @@ impl Gw {
                 value: complete_xml.as_bytes(),
             },
         ];
+        let banner = self.a.knobs.banner.clone().unwrap_or_default();
+        if !banner.is_empty() {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr(cisco::BANNER),
+                value: banner.as_bytes(),
+            });
+        }
+        // Fault knob: a CP whose first attribute claims more bytes than there are.
+        let bad_cp = [2u8, 0, 0, 0, 0, 1, 0xff, 0xff, 192, 0, 2];
+        let broken = self.a.knobs.malformed.as_deref() == Some("cp");
         if let Some(d) = &dns_o {
             attrs.insert(
                 2,
@@ -881,10 +1031,15 @@ impl Gw {
                 method: AuthMethod::SHARED_KEY_MIC,
                 data: &my_auth,
             })),
-            Payload::from(PayloadBody::Cp(ConfigPayload {
-                cfg_type: CfgType::CFG_REPLY,
-                attributes: attrs,
-            })),
+            if broken {
+                log("fault knob: sending a malformed CFG_REPLY");
+                Payload::from(PayloadBody::Unknown(PayloadType::CP, &bad_cp))
+            } else {
+                Payload::from(PayloadBody::Cp(ConfigPayload {
+                    cfg_type: CfgType::CFG_REPLY,
+                    attributes: attrs,
+                }))
+            },
             Payload::from(PayloadBody::Sa(SaPayload {
                 proposals: vec![esp],
             })),
@@ -937,12 +1092,28 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
             continue;
         }
         for d in g.handle(from, data) {
+            // Fault knobs on Cisco fragments (next payload 132, number at byte 34).
+            if d.len() > 35 && d[16] == 132 {
+                let n = d[34];
+                if g.a.knobs.stall_fragment == Some(n) {
+                    log(&format!("fault knob: withholding fragment {n}"));
+                    continue;
+                }
+                if g.a.knobs.drop_fragment == Some(n) {
+                    log(&format!("fault knob: dropping fragment {n} once"));
+                    g.a.knobs.drop_fragment = None;
+                    continue;
+                }
+            }
             let mut out = Vec::with_capacity(d.len() + 4);
             if nat {
                 out.extend_from_slice(&[0, 0, 0, 0]);
             }
             out.extend_from_slice(&d);
             let _ = sock.send_to(&out, from);
+            if g.a.knobs.dup {
+                let _ = sock.send_to(&out, from);
+            }
         }
     }
 }
