@@ -447,3 +447,69 @@ fn malformed_gateway_input() {
         );
     }
 }
+
+/// Posture assessment: with --csd-wrapper the script runs with the ticket
+/// and token (openconnect's interface) and the token is echoed; without it,
+/// a clear message and exit 2.
+#[test]
+fn host_scan_with_and_without_wrapper() {
+    let mut lab = lab_or_skip!("achs");
+    lab.start_acgateway(&["--user", "alice:pw", "--host-scan"]);
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("requires posture assessment (host scan); give --csd-wrapper SCRIPT"),
+        "{err}"
+    );
+    let wrapper = lab.dir.join("csd.sh");
+    let record = lab.dir.join("csd.out");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}\necho \"token=$CSD_TOKEN host=$CSD_HOSTNAME\" >> {0}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    must(&format!("chmod +x {}", wrapper.display()));
+    let w = wrapper.display().to_string();
+    let (code, _, err) = ac_probe(&lab, &["--csd-wrapper", &w], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    let rec = std::fs::read_to_string(&record).unwrap();
+    assert!(rec.contains("-ticket TICKET42 -stub 0"), "{rec}");
+    assert!(rec.contains("token=TOKEN42 host=198.51.100.1"), "{rec}");
+    assert!(lab.acgw_log().contains("host scan token received"));
+}
+
+/// Our gateway's certificate from an unknown CA: refused under --non-inter
+/// with its pin shown; accepted with that pin.
+#[test]
+fn untrusted_gateway_certificate_then_pinned() {
+    let mut lab = lab_or_skip!("acpin");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let other = lab.ca("other.crt");
+    let base = [
+        "probe",
+        "--server",
+        GW,
+        "--anyconnect",
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        &other,
+    ];
+    let (code, _, err, _) = lab.acclient(&base, "pw\n");
+    assert_eq!(code, 3, "{err}");
+    let pin = err
+        .split_whitespace()
+        .find(|w| w.starts_with("pin-sha256:"))
+        .unwrap()
+        .trim_end_matches([')', ','])
+        .to_string();
+    let mut pinned = base.to_vec();
+    pinned.extend(["--servercert", &pin]);
+    let (code, _, err, _) = lab.acclient(&pinned, "pw\n");
+    assert_eq!(code, 0, "{err}");
+}

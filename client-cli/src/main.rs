@@ -123,6 +123,10 @@ struct ConnectArgs {
     /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
     #[arg(long, default_value_t = 3600)]
     child_lifetime: u64,
+    /// Host-scan (posture) wrapper, run like openconnect's --csd-wrapper when the
+    /// gateway asks for posture assessment.
+    #[arg(long)]
+    csd_wrapper: Option<PathBuf>,
     /// Retransmissions of an unanswered request before giving up (default 7, ~27 s).
     #[arg(long, default_value_t = 7)]
     retries: u32,
@@ -326,6 +330,56 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         settings_auth: auth,
         identity: ike_identity,
     })
+}
+
+/// Runs the host-scan wrapper with openconnect's arguments and environment
+/// (`-ticket`, `-stub`, `-group`, `-url`; CSD_TOKEN, CSD_TICKET, CSD_HOSTNAME),
+/// at most 120 s — the ASA waits that long for each answer.
+fn run_csd_wrapper(
+    w: &PathBuf,
+    hs: &acclient_core::eap::anyconnect::xml::HostScan,
+    p: &Plan,
+    group: Option<&str>,
+) -> Result<bool> {
+    let host = p.gateway.ip().to_string();
+    eprintln!("Running host scan: {}", w.display());
+    let mut child = std::process::Command::new(w)
+        .args([
+            "-ticket",
+            &hs.ticket,
+            "-stub",
+            "0",
+            "-group",
+            group.unwrap_or(""),
+        ])
+        .args([
+            "-url",
+            &format!("https://{host}{}", hs.wait_uri),
+            "-langsel",
+            "langselen",
+        ])
+        .env("CSD_TOKEN", &hs.token)
+        .env("CSD_TICKET", &hs.ticket)
+        .env("CSD_HOSTNAME", &host)
+        .env("CSD_BASE_URI", &hs.base_uri)
+        .spawn()
+        .with_context(|| format!("cannot run the host-scan wrapper {}", w.display()))?;
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait()? {
+            if !st.success() {
+                eprintln!("acclient: the host-scan wrapper failed ({st})");
+            }
+            return Ok(st.success());
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("acclient: the host-scan wrapper did not finish within 120 s");
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Passwords from standard input: the first line (already read), then one
@@ -606,6 +660,10 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             prompt_line(&format!("Password for {user}: "), true)?.into_bytes(),
                         ))
                     }
+                    PromptKind::HostScan(hs) => Answer::HostScan(match &a.csd_wrapper {
+                        Some(w) => run_csd_wrapper(w, hs, &p, a.group.as_deref())?,
+                        None => false,
+                    }),
                     PromptKind::AuthForm(form) => {
                         match fill_form(form, &a, interactive, &mut form_passwords) {
                             Ok(answers) => Answer::Form(answers),

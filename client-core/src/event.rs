@@ -23,6 +23,9 @@ pub enum PromptKind {
     /// per input name (text, password, select; hidden inputs are filled in
     /// by the front end from `Input::value`).
     AuthForm(Box<crate::eap::anyconnect::xml::AuthRequest>),
+    /// The gateway requires posture assessment: run the host-scan (CSD)
+    /// wrapper, then answer [`Answer::HostScan`].
+    HostScan(crate::eap::anyconnect::xml::HostScan),
     /// The gateway's certificate is not trusted: accept it?
     TrustCertificate {
         /// What to show the user.
@@ -50,6 +53,8 @@ pub enum Answer {
     Accept(bool),
     /// Answers to a login form: (input name, value).
     Form(Vec<(String, Secret)>),
+    /// The host-scan wrapper ran (true) or could not / was not configured (false).
+    HostScan(bool),
 }
 
 /// A CHILD SA's parameters and keys, for the data plane.

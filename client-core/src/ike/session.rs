@@ -534,6 +534,26 @@ impl Session {
             return Err(ApiMisuse::WrongPrompt);
         }
         match (pending, answer) {
+            (Pending::Form, Answer::HostScan(ok)) => {
+                if !ok {
+                    self.fail(DisconnectReason::AuthFailed(
+                        "the gateway requires posture assessment (host scan); give --csd-wrapper SCRIPT".into(),
+                    ));
+                    return Ok(());
+                }
+                let reply = self
+                    .init
+                    .as_mut()
+                    .and_then(|i| i.anyconnect.as_mut())
+                    .map(|p| p.host_scan_done());
+                match reply {
+                    Some(Ok(eap)) => {
+                        let p = [Payload::from(PayloadBody::Eap(&eap))];
+                        self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+                    }
+                    _ => return Err(ApiMisuse::NoPrompt),
+                }
+            }
             (Pending::Form, Answer::Form(answers)) => {
                 let reply = self
                     .init
@@ -1851,6 +1871,15 @@ impl Session {
             AcStep::Respond(r) => {
                 let p = [Payload::from(PayloadBody::Eap(&r))];
                 self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+            }
+            AcStep::HostScan(hs) => {
+                self.prompt_seq += 1;
+                let id = PromptId(self.prompt_seq);
+                self.pending = Some((id, Pending::Form));
+                self.events.push_back(Event::Prompt(Prompt {
+                    id,
+                    kind: PromptKind::HostScan(hs),
+                }));
             }
             AcStep::Form(form) => {
                 self.prompt_seq += 1;

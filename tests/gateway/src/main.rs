@@ -51,6 +51,8 @@ struct Knobs {
     drop_fragment: Option<u8>,
     /// Always drop Cisco fragment N.
     stall_fragment: Option<u8>,
+    /// Ask for posture assessment (host scan) before the login form.
+    host_scan: bool,
     /// Send a broken document: `xml` (auth-request), `tlv` (EAP TLV), `cp` (CFG_REPLY).
     malformed: Option<String>,
 }
@@ -134,6 +136,7 @@ fn parse_args() -> Args {
             "--expire-password" => knobs.expire_password = true,
             "--banner" => knobs.banner = Some(val()),
             "--dup" => knobs.dup = true,
+            "--host-scan" => knobs.host_scan = true,
             "--drop-fragment" => {
                 knobs.drop_fragment = Some(
                     val()
@@ -719,6 +722,11 @@ impl Gw {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
                         }
                         let mut x = self.auth_request(spi_r, false);
+                        if self.a.knobs.host_scan {
+                            let opaque = self.sas[&spi_r].opaque.clone();
+                            x = xml_head("auth-request") + &opaque + "\n<host-scan>\n<host-scan-ticket>TICKET42</host-scan-ticket>\n<host-scan-token>TOKEN42</host-scan-token>\n<host-scan-base-uri>/CACHE</host-scan-base-uri>\n<host-scan-wait-uri>/+CSCOE+/sdesktop/wait.html</host-scan-wait-uri>\n</host-scan>\n</config-auth>\n";
+                            self.sas.get_mut(&spi_r).expect("SA").round = 3;
+                        }
                         self.sas.get_mut(&spi_r).expect("SA").stage = Stage::AuthReply;
                         if self.a.knobs.malformed.as_deref() == Some("xml") {
                             log("fault knob: sending a truncated auth-request");
@@ -748,6 +756,24 @@ impl Gw {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
                         }
                         let round = self.sas[&spi_r].round;
+                        if round == 3 {
+                            // Host scan: the token must come back; then the login form.
+                            if !String::from_utf8_lossy(&xml)
+                                .contains("<host-scan-token>TOKEN42</host-scan-token>")
+                            {
+                                return fail(self, "host-scan token missing from the auth-reply");
+                            }
+                            log("host scan token received");
+                            self.sas.get_mut(&spi_r).expect("SA").round = 0;
+                            let x = self.auth_request(spi_r, false);
+                            let e = self.eap_req(spi_r, &x);
+                            return self.seal(
+                                spi_r,
+                                ExchangeType::IKE_AUTH,
+                                id,
+                                &[Payload::from(PayloadBody::Eap(&e))],
+                            );
+                        }
                         if round > 0 {
                             let answer = auth
                                 .iter()

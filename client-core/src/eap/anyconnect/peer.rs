@@ -14,6 +14,9 @@ pub enum AcStep {
     Respond(Vec<u8>),
     /// Show this form and call [`AnyConnectPeer::answer`] with the answers.
     Form(Box<AuthRequest>),
+    /// The gateway wants posture assessment: run the host-scan wrapper, then
+    /// call [`AnyConnectPeer::host_scan_done`].
+    HostScan(xml::HostScan),
     /// EAP Success: authentication is over (no MSK: AUTH uses SK_pi/SK_pr).
     Success,
     /// The gateway refused us, or asks for something we cannot do.
@@ -81,8 +84,10 @@ impl AnyConnectPeer {
                 self.respond(id, xml::init(&self.me, self.group.as_deref(), &[]))
             }
             GatewayDoc::AuthRequest(req) => {
-                if req.host_scan.is_some() {
-                    return AcStep::Failure("the gateway requires posture assessment (host scan), which is not supported yet".into());
+                if let Some(hs) = &req.host_scan {
+                    let hs = hs.clone();
+                    self.pending = Some((id, req));
+                    return AcStep::HostScan(hs);
                 }
                 if req.client_cert_request {
                     return AcStep::Failure(
@@ -102,6 +107,18 @@ impl AnyConnectPeer {
                 self.respond(id, xml::ack(&self.me))
             }
         }
+    }
+
+    /// After the host-scan wrapper ran: echo the token in an auth-reply.
+    pub fn host_scan_done(&mut self) -> Result<Vec<u8>, &'static str> {
+        let (id, req) = self.pending.take().ok_or("no host scan is pending")?;
+        let token = req
+            .host_scan
+            .as_ref()
+            .map(|h| h.token.clone())
+            .unwrap_or_default();
+        let reply = xml::auth_reply(&self.me, req.opaque.as_deref(), &[], Some(&token));
+        Ok(Frame::build(2, id, &[(TLV_XML, reply.expose())]))
     }
 
     /// Answers the pending form: (input name, value) pairs.
@@ -188,11 +205,18 @@ mod tests {
             device_id: "linux-64".into(),
         };
         let mut p = AnyConnectPeer::new(me, None);
-        let hs = "<config-auth client=\"vpn\" type=\"auth-request\"><host-scan><host-scan-ticket>T</host-scan-ticket></host-scan></config-auth>";
-        let AcStep::Failure(m) = p.handle(&req(2, hs)) else {
+        let hs = "<config-auth client=\"vpn\" type=\"auth-request\"><opaque is-for=\"sg\">o</opaque><host-scan><host-scan-ticket>T</host-scan-ticket><host-scan-token>K</host-scan-token></host-scan></config-auth>";
+        let AcStep::HostScan(h) = p.handle(&req(2, hs)) else {
             panic!()
         };
-        assert!(m.contains("posture assessment"));
+        assert_eq!((h.ticket.as_str(), h.token.as_str()), ("T", "K"));
+        let r = p.host_scan_done().unwrap();
+        let x = String::from_utf8(Frame::parse(&r).unwrap().xml().unwrap().to_vec()).unwrap();
+        assert!(
+            x.contains("<host-scan-token>K</host-scan-token>")
+                && x.contains("<opaque is-for=\"sg\">o</opaque>"),
+            "{x}"
+        );
         let cc = "<config-auth client=\"vpn\" type=\"auth-request\"><client-cert-request/></config-auth>";
         assert!(
             matches!(p.handle(&req(2, cc)), AcStep::Failure(m) if m.contains("client certificate"))
