@@ -513,3 +513,39 @@ fn untrusted_gateway_certificate_then_pinned() {
     let (code, _, err, _) = lab.acclient(&pinned, "pw\n");
     assert_eq!(code, 0, "{err}");
 }
+
+/// "multiple-cert": the gateway sends <client-cert-request/>; we answer init
+/// with the PKCS#7 chain and the signature over our signed octets, which the
+/// gateway checks; a certificate from another CA is refused; no certificate
+/// is a clear error, not a loop.
+#[test]
+fn client_certificate_round() {
+    let mut lab = lab_or_skip!("accert");
+    let ca = lab.ca("ca.crt");
+    lab.start_acgateway(&["--user", "alice:pw", "--client-ca", &ca]);
+    let (cert, key) = (lab.ca("client.crt"), lab.ca("client.key"));
+    let (code, _, err) = ac_probe(&lab, &["--cert", &cert, "--key", &key], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.acgw_log().contains(
+            "client certificate C=XX, O=VPN Test, CN=alice accepted (chain and signature)"
+        ),
+        "{}",
+        lab.acgw_log()
+    );
+    let (rcert, rkey) = (lab.ca("rogue.crt"), lab.ca("rogue.key"));
+    let (code, _, err) = ac_probe(&lab, &["--cert", &rcert, "--key", &rkey], "pw\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rejected the credentials"), "{err}");
+    assert!(
+        lab.acgw_log().contains("client certificate refused"),
+        "{}",
+        lab.acgw_log()
+    );
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("asks for a client certificate; give --cert and --key"),
+        "{err}"
+    );
+}

@@ -123,6 +123,12 @@ struct ConnectArgs {
     /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
     #[arg(long, default_value_t = 3600)]
     child_lifetime: u64,
+    /// Client certificate chain (PEM, end entity first) for gateways that ask for one.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's RSA private key (PEM, PKCS#1 or PKCS#8).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
     /// Host-scan (posture) wrapper, run like openconnect's --csd-wrapper when the
     /// gateway asks for posture assessment.
     #[arg(long)]
@@ -196,6 +202,37 @@ fn profiles(file: &PathBuf) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A client certificate chain and key from PEM files.
+fn read_client_cert(cert: &PathBuf, key: &PathBuf) -> Result<acclient_core::settings::ClientCert> {
+    let raw = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    if raw.first() == Some(&0x30) {
+        bail!(
+            "{}: PKCS#12 / DER files are not supported yet; give the certificate and key as PEM",
+            cert.display()
+        );
+    }
+    let chain = read_pem_certs(cert)?;
+    let text =
+        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let der = ["RSA PRIVATE KEY", "PRIVATE KEY"].iter().find_map(|label| {
+        let (b, e) = (
+            format!("-----BEGIN {label}-----"),
+            format!("-----END {label}-----"),
+        );
+        let s = text.find(&b)? + b.len();
+        let t = text[s..].find(&e)? + s;
+        let b64: String = text[s..t].chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+    });
+    let der = der.ok_or_else(|| anyhow!("{}: no RSA private key (PEM) found", key.display()))?;
+    acclient_core::crypto::sig::RsaSigner::from_der(&der)
+        .map_err(|e| anyhow!("{}: {e}", key.display()))?;
+    Ok(acclient_core::settings::ClientCert {
+        chain,
+        key: Secret::new(der),
+    })
 }
 
 /// Decodes every CERTIFICATE block of a PEM file.
@@ -309,12 +346,18 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         ),
         None => None,
     };
+    let client_cert = match (&a.cert, &a.key) {
+        (Some(c), Some(k)) => Some(read_client_cert(c, k)?),
+        _ => None,
+    };
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "linux".into());
     let auth = match (psk, method.as_deref()) {
         (None, _) if anyconnect => {
-            AuthMethod::AnyConnect(AnyConnectClient::new(a.group.clone().or(group), hostname))
+            let mut ac = AnyConnectClient::new(a.group.clone().or(group), hostname);
+            ac.client_cert = client_cert;
+            AuthMethod::AnyConnect(ac)
         }
         (Some(k), _) => AuthMethod::Psk(Secret::new(
             k.lines().next().unwrap_or("").as_bytes().to_vec(),

@@ -34,6 +34,17 @@ pub struct AnyConnectClient {
     pub hostname: String,
     /// Proposed tunnel MTU (Cisco attribute 28711).
     pub mtu: u16,
+    /// Client certificate for gateways that send `<client-cert-request/>`.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate chain and its RSA key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert {
+    /// DER certificates, end entity first.
+    pub chain: Vec<Vec<u8>>,
+    /// PKCS#1 or PKCS#8 DER private key.
+    pub key: Secret,
 }
 
 impl AnyConnectClient {
@@ -47,6 +58,7 @@ impl AnyConnectClient {
             app_version: format!("AnyConnect Linux {v}"),
             hostname,
             mtu: 1406,
+            client_cert: None,
         }
     }
 }

@@ -106,6 +106,10 @@ pub fn pki() -> &'static Pki {
             issue gwec ca vpn.example.com "$gwflags"
             pki --gen --type rsa --size 2048 --outform pem > other.key
             pki --self --ca --lifetime 3650 --in other.key --dn "C=XX, O=Elsewhere, CN=Unrelated CA" --outform pem > other.crt
+            pki --gen --type rsa --size 2048 --outform pem > client.key
+            issue client ca alice "--flag clientAuth"
+            pki --gen --type rsa --size 2048 --outform pem > rogue.key
+            issue rogue other mallory "--flag clientAuth"
             pki --gen --type rsa --size 4096 --outform pem > bigca.key
             pki --self --ca --lifetime 3650 --in bigca.key --dn "C=XX, O=VPN Test, CN=VPN Test Big Root CA" --outform pem > bigca.crt
             pki --gen --type rsa --size 4096 --outform pem > int1.key

@@ -8,6 +8,7 @@
 pub mod cipher;
 pub mod dh;
 pub mod keymat;
+pub mod pkcs7;
 pub mod prf;
 pub mod sig;
 

@@ -110,6 +110,82 @@ pub fn verify_chain(
     ))
 }
 
+/// Validates a *client* certificate chain (EKU clientAuth if present), for a
+/// gateway checking an AnyConnect user certificate.
+pub fn verify_client_chain(
+    ee: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    unix_time: u64,
+) -> Result<(), CertError> {
+    let ee_der = CertificateDer::from(ee);
+    let cert = webpki::EndEntityCert::try_from(&ee_der)
+        .map_err(|e| CertError::Untrusted(e.to_string()))?;
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(&a[..]))
+        .collect();
+    let tas: Vec<_> = anchor_ders
+        .iter()
+        .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
+        .collect();
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|i| CertificateDer::from(&i[..]))
+        .collect();
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_time));
+    cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &tas,
+        &inter,
+        time,
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| CertError::Untrusted(e.to_string()))
+}
+
+/// An RSA client key that signs like an IKE initiator's method-1 AUTH, with
+/// the PRF's hash (aws-lc signs PKCS#1 with SHA-2 only; a SHA-1 PRF falls
+/// back to SHA-256, which gateways that "follow the PRF" do not expect).
+pub struct RsaSigner(aws_lc_rs::rsa::KeyPair);
+
+impl core::fmt::Debug for RsaSigner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RsaSigner([redacted])")
+    }
+}
+
+impl RsaSigner {
+    /// From a PKCS#1 or PKCS#8 DER private key.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
+        aws_lc_rs::rsa::KeyPair::from_der(der)
+            .or_else(|_| aws_lc_rs::rsa::KeyPair::from_pkcs8(der))
+            .map(RsaSigner)
+            .map_err(|_| {
+                CertError::Unsupported(
+                    "the client key is not an RSA key in PKCS#1 or PKCS#8 DER".into(),
+                )
+            })
+    }
+
+    /// PKCS#1 v1.5 signature of `msg` with the hash that goes with `prf`.
+    pub fn sign(&self, prf: PrfId, msg: &[u8]) -> Result<Vec<u8>, CertError> {
+        let enc: &'static dyn sg::RsaEncoding = match prf {
+            PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_SHA384,
+            PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_SHA512,
+            _ => &sg::RSA_PKCS1_SHA256,
+        };
+        let mut sig = vec![0u8; self.0.public_modulus_len()];
+        self.0
+            .sign(enc, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
+            .map_err(|_| CertError::Unsupported("RSA signing failed".into()))?;
+        Ok(sig)
+    }
+}
+
 /// Checks that the certificate names `id`: an FQDN or IP against its
 /// subjectAltName (webpki rules), a DN against its subject.
 pub fn verify_identity(ee: &[u8], id: &crate::wire::Id<'_>) -> Result<(), CertError> {

@@ -1872,6 +1872,43 @@ impl Session {
                 let p = [Payload::from(PayloadBody::Eap(&r))];
                 self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
             }
+            AcStep::CertRequest => {
+                // TLV 1 is the signature an IKE initiator would put in a
+                // method-1 AUTH: over RealMessage1 | Nr | prf(SK_pi, IDi').
+                let cert = match &self.settings.auth {
+                    LocalAuth::AnyConnect(a) => a.client_cert.clone(),
+                    _ => None,
+                };
+                let Some(cert) = cert else {
+                    return self.fail(DisconnectReason::AuthFailed(
+                        "the gateway asks for a client certificate; give --cert and --key".into(),
+                    ));
+                };
+                let (Some(init), Some(ike)) = (self.init.as_mut(), self.ike.as_ref()) else {
+                    return;
+                };
+                let octets = signed_octets(
+                    &init.msg1,
+                    &init.nr,
+                    &ike.suite.prf,
+                    ike.keys.sk_pi.expose(),
+                    &init.idi_body,
+                );
+                let sig = sig::RsaSigner::from_der(cert.key.expose())
+                    .and_then(|s| s.sign(ike.suite.prf.id(), &octets));
+                let sig = match sig {
+                    Ok(s) => s,
+                    Err(e) => return self.fail(DisconnectReason::Local(e.to_string())),
+                };
+                let p7 = crate::crypto::pkcs7::certs_only(&cert.chain);
+                let Some(Ok(eap)) = init.anyconnect.as_mut().map(|p| p.cert_reply(&p7, &sig))
+                else {
+                    return;
+                };
+                info!("answering the gateway's certificate request");
+                let p = [Payload::from(PayloadBody::Eap(&eap))];
+                self.send_request(now, ExchangeType::IKE_AUTH, &p, Purpose::Auth);
+            }
             AcStep::HostScan(hs) => {
                 self.prompt_seq += 1;
                 let id = PromptId(self.prompt_seq);

@@ -51,6 +51,8 @@ struct Knobs {
     drop_fragment: Option<u8>,
     /// Always drop Cisco fragment N.
     stall_fragment: Option<u8>,
+    /// Ask for a client certificate chaining to this CA (DER) before the form.
+    client_ca: Option<Vec<u8>>,
     /// Ask for posture assessment (host scan) before the login form.
     host_scan: bool,
     /// Send a broken document: `xml` (auth-request), `tlv` (EAP TLV), `cp` (CFG_REPLY).
@@ -137,6 +139,13 @@ fn parse_args() -> Args {
             "--banner" => knobs.banner = Some(val()),
             "--dup" => knobs.dup = true,
             "--host-scan" => knobs.host_scan = true,
+            "--client-ca" => {
+                let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
+                knobs.client_ca = Some(
+                    pem_der(&t, "CERTIFICATE")
+                        .unwrap_or_else(|| usage("no certificate in --client-ca")),
+                );
+            }
             "--drop-fragment" => {
                 knobs.drop_fragment = Some(
                     val()
@@ -722,6 +731,82 @@ impl Gw {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
                         }
                         let mut x = self.auth_request(spi_r, false);
+                        if self.a.knobs.client_ca.is_some() && self.sas[&spi_r].round != 4 {
+                            let opaque = self.sas[&spi_r].opaque.clone();
+                            x = xml_head("auth-request")
+                                + &opaque
+                                + "\n<client-cert-request/>\n</config-auth>\n";
+                            let sa = self.sas.get_mut(&spi_r).expect("SA");
+                            sa.round = 4;
+                            sa.stage = Stage::Init;
+                            let e = self.eap_req(spi_r, &x);
+                            return self.seal(
+                                spi_r,
+                                ExchangeType::IKE_AUTH,
+                                id,
+                                &[Payload::from(PayloadBody::Eap(&e))],
+                            );
+                        }
+                        if self.sas[&spi_r].round == 4 {
+                            // The second init: PKCS#7 chain (TLV 3) and signature (TLV 1).
+                            let frame = Frame::parse(&eap).ok();
+                            let tlv = |t: u16| {
+                                frame.as_ref().and_then(|f| {
+                                    f.tlvs.iter().find(|x| x.0 == t).map(|x| x.1.to_vec())
+                                })
+                            };
+                            let (Some(p7), Some(sig)) = (tlv(3), tlv(1)) else {
+                                return fail(
+                                    self,
+                                    "certificate requested, but the client sent none",
+                                );
+                            };
+                            let Some(chain) = acclient_core::crypto::pkcs7::certificates(&p7)
+                                .filter(|c| !c.is_empty())
+                            else {
+                                return fail(self, "unreadable PKCS#7 chain");
+                            };
+                            let sa = &self.sas[&spi_r];
+                            let octets = [
+                                &sa.msg1[..],
+                                &sa.nr,
+                                &sa.suite
+                                    .prf
+                                    .compute(sa.keys.sk_pi.expose(), &[&sa.idi_body]),
+                            ]
+                            .concat();
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_secs())
+                                .unwrap_or(0);
+                            let ca = self.a.knobs.client_ca.clone().unwrap_or_default();
+                            let ok_chain = acclient_core::crypto::sig::verify_client_chain(
+                                &chain[0],
+                                &chain[1..],
+                                &[ca],
+                                now,
+                            );
+                            let ok_sig = acclient_core::crypto::sig::verify_auth(
+                                AuthMethod::RSA_SIG,
+                                &sig,
+                                &octets,
+                                &chain[0],
+                                sa.suite.prf.id(),
+                            );
+                            if let Err(e) = ok_chain
+                                .map_err(|e| e.to_string())
+                                .and(ok_sig.map(|_| ()).map_err(|e| e.to_string()))
+                            {
+                                return fail(self, &format!("client certificate refused: {e}"));
+                            }
+                            let subject = acclient_core::crypto::sig::summarize(&chain[0])
+                                .map(|s| s.subject)
+                                .unwrap_or_default();
+                            log(&format!(
+                                "client certificate {subject} accepted (chain and signature)"
+                            ));
+                            self.sas.get_mut(&spi_r).expect("SA").round = 0;
+                        }
                         if self.a.knobs.host_scan {
                             let opaque = self.sas[&spi_r].opaque.clone();
                             x = xml_head("auth-request") + &opaque + "\n<host-scan>\n<host-scan-ticket>TICKET42</host-scan-ticket>\n<host-scan-token>TOKEN42</host-scan-token>\n<host-scan-base-uri>/CACHE</host-scan-base-uri>\n<host-scan-wait-uri>/+CSCOE+/sdesktop/wait.html</host-scan-wait-uri>\n</host-scan>\n</config-auth>\n";

@@ -14,6 +14,9 @@ pub enum AcStep {
     Respond(Vec<u8>),
     /// Show this form and call [`AnyConnectPeer::answer`] with the answers.
     Form(Box<AuthRequest>),
+    /// The gateway asks for a client certificate: sign, then call
+    /// [`AnyConnectPeer::cert_reply`].
+    CertRequest,
     /// The gateway wants posture assessment: run the host-scan wrapper, then
     /// call [`AnyConnectPeer::host_scan_done`].
     HostScan(xml::HostScan),
@@ -90,10 +93,8 @@ impl AnyConnectPeer {
                     return AcStep::HostScan(hs);
                 }
                 if req.client_cert_request {
-                    return AcStep::Failure(
-                        "the gateway asks for a client certificate, which is not supported yet"
-                            .into(),
-                    );
+                    self.pending = Some((id, req));
+                    return AcStep::CertRequest;
                 }
                 if req.authentication_complete {
                     let reply = xml::auth_reply(&self.me, req.opaque.as_deref(), &[], None);
@@ -107,6 +108,25 @@ impl AnyConnectPeer {
                 self.respond(id, xml::ack(&self.me))
             }
         }
+    }
+
+    /// Answers `<client-cert-request/>`: `init` again, with the PKCS#7 chain
+    /// (TLV 3) and the signature (TLV 1), in the order AnyConnect uses.
+    pub fn cert_reply(&mut self, pkcs7: &[u8], signature: &[u8]) -> Result<Vec<u8>, &'static str> {
+        let (id, _) = self
+            .pending
+            .take()
+            .ok_or("no certificate request is pending")?;
+        let x = xml::init(&self.me, self.group.as_deref(), &["multiple-cert"]);
+        Ok(Frame::build(
+            2,
+            id,
+            &[
+                (super::TLV_PKCS7, pkcs7),
+                (super::TLV_SIGNATURE, signature),
+                (TLV_XML, &x),
+            ],
+        ))
     }
 
     /// After the host-scan wrapper ran: echo the token in an auth-reply.
@@ -218,9 +238,15 @@ mod tests {
             "{x}"
         );
         let cc = "<config-auth client=\"vpn\" type=\"auth-request\"><client-cert-request/></config-auth>";
-        assert!(
-            matches!(p.handle(&req(2, cc)), AcStep::Failure(m) if m.contains("client certificate"))
+        assert!(matches!(p.handle(&req(2, cc)), AcStep::CertRequest));
+        let r = p.cert_reply(b"P7", b"SIG").unwrap();
+        let f = Frame::parse(&r).unwrap();
+        assert_eq!(
+            f.tlvs.iter().map(|t| t.0).collect::<Vec<_>>(),
+            vec![3, 1, 0],
+            "PKCS7, signature, XML"
         );
+        assert!(String::from_utf8_lossy(f.xml().unwrap()).contains("type=\"init\""));
         assert!(matches!(
             p.handle(&req(2, "<config-auth type=\"auth-request\"><auth>")),
             AcStep::Protocol(_)
