@@ -549,3 +549,98 @@ fn client_certificate_round() {
         "{err}"
     );
 }
+
+/// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public
+/// key) and pins remembered for a host are honoured without --servercert.
+#[test]
+fn profile_and_remembered_pins() {
+    let mut lab = lab_or_skip!("acpins");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let other = lab.ca("other.crt");
+    // Learn the key's hashes from a refused attempt.
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &other,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 3);
+    let pin256 = err
+        .split_whitespace()
+        .find(|w| w.starts_with("pin-sha256:"))
+        .unwrap()
+        .trim_end_matches([')', ','])
+        .to_string();
+    let spki = must(&format!("openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha512 -hex | awk '{{print $2}}'", lab.ca("gw.crt")));
+    let prof = lab.dir.join("pinned.xml");
+    std::fs::write(
+        &prof,
+        format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Pinned</HostName><HostAddress>{GW}</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><CertificatePinList><Pin Subject=\"vpn\">{}</Pin></CertificatePinList></HostEntry></ServerList></AnyConnectProfile>", spki.trim()),
+    )
+    .unwrap();
+    let p = prof.display().to_string();
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--profile",
+            &p,
+            "--host",
+            "Pinned",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &other,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "profile pin (SHA-512 hex): {err}");
+    // A remembered pin for the host (what an interactive "yes" writes).
+    let cfg = lab.dir.join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("pins"), format!("{GW} {pin256}\n")).unwrap();
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &other,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 3, "not without the config dir: {err}");
+    let cfgs = cfg.display().to_string();
+    let (code, _, err, _) = lab.acclient_env(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &other,
+        ],
+        "pw\n",
+        &[("ACCLIENT_CONFIG_DIR", &cfgs)],
+    );
+    assert_eq!(code, 0, "remembered pin: {err}");
+}

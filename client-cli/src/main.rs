@@ -204,6 +204,48 @@ fn profiles(file: &PathBuf) -> Result<()> {
     Ok(())
 }
 
+/// Where accepted gateway pins are remembered: `$ACCLIENT_CONFIG_DIR/pins`
+/// or `~/.config/acclient/pins`, one `HOST PIN` per line.
+fn pins_file() -> Option<PathBuf> {
+    std::env::var_os("ACCLIENT_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/acclient")))
+        .map(|d| d.join("pins"))
+}
+
+fn host_keys(p: &Plan) -> [String; 2] {
+    [p.label.to_ascii_lowercase(), p.gateway.ip().to_string()]
+}
+
+fn remembered_pins(p: &Plan) -> Vec<String> {
+    let Some(text) = pins_file().and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return Vec::new();
+    };
+    let keys = host_keys(p);
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(h, _)| keys.iter().any(|k| k == h))
+        .map(|(_, pin)| pin.trim().to_string())
+        .collect()
+}
+
+fn remember_pin(p: &Plan, pin: &str) {
+    let Some(f) = pins_file() else { return };
+    let line = format!("{} {pin}\n", host_keys(p)[0]);
+    let r = std::fs::create_dir_all(f.parent().unwrap_or(&f)).and_then(|_| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&f)?
+            .write_all(line.as_bytes())
+    });
+    match r {
+        Ok(()) => eprintln!("Remembered {pin} for {} in {}.", p.label, f.display()),
+        Err(e) => eprintln!("acclient: cannot remember the pin in {}: {e}", f.display()),
+    }
+}
+
 /// A client certificate chain and key from PEM files.
 fn read_client_cert(cert: &PathBuf, key: &PathBuf) -> Result<acclient_core::settings::ClientCert> {
     let raw = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
@@ -297,9 +339,12 @@ struct Plan {
     label: String,
     settings_auth: AuthMethod,
     identity: Option<String>,
+    /// The profile's CertificatePinList for this host.
+    pins: Vec<String>,
 }
 
 fn plan(a: &ConnectArgs) -> Result<Plan> {
+    let mut profile_pins = Vec::new();
     let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
             let text = std::fs::read_to_string(p)
@@ -332,7 +377,10 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
                 // IPsec without StandardAuthenticationOnly means Cisco's own
                 // EAP-AnyConnect login (AnyConnectProfile.xsd).
                 !h.standard_auth_only,
-                h.user_group.clone(),
+                {
+                    profile_pins = h.pins.clone();
+                    h.user_group.clone()
+                },
             )
         }
         (None, Some(s)) => (s.clone(), s.clone(), None, None, a.anyconnect, None),
@@ -372,6 +420,7 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         label,
         settings_auth: auth,
         identity: ike_identity,
+        pins: profile_pins,
     })
 }
 
@@ -621,11 +670,14 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         }
     };
     for pin in &a.servercert {
-        if !pin.starts_with("pin-sha256:") {
-            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused), got {pin:?}");
+        if !pin.starts_with("pin-sha256:") && !pin.starts_with("pin-sha512:") {
+            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused) or pin-sha512:, got {pin:?}");
         }
         s.trust.pins.push(pin.clone());
     }
+    // The profile's CertificatePinList, and pins the user accepted before.
+    s.trust.pins.extend(p.pins.iter().cloned());
+    s.trust.pins.extend(remembered_pins(&p));
     s.trust.unix_time = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -727,6 +779,9 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             && prompt_line("Connect anyway? [y/N] ", false)?
                                 .trim()
                                 .eq_ignore_ascii_case("y");
+                        if yes {
+                            remember_pin(&p, &summary.pin);
+                        }
                         if !yes && !interactive {
                             eprintln!(
                                 "Refused (non-interactive). To trust it, pass --servercert {}",

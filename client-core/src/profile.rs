@@ -27,6 +27,8 @@ pub struct HostEntry {
     pub ike_identity: Option<String>,
     /// `BackupServerList/HostAddress`.
     pub backup_servers: Vec<String>,
+    /// `CertificatePinList/Pin`: SHA-512 hashes of accepted gateway public keys.
+    pub pins: Vec<String>,
 }
 
 impl HostEntry {
@@ -52,6 +54,10 @@ pub struct Profile {
     pub auto_reconnect: Option<bool>,
     /// `ClientInitialization/LocalLanAccess`.
     pub local_lan_access: Option<bool>,
+    /// `AutoReconnect/AutoReconnectBehavior` (DisconnectOnSuspend, ReconnectAfterResume).
+    pub auto_reconnect_behavior: Option<String>,
+    /// `ClientInitialization/AuthenticationTimeout`, seconds.
+    pub authentication_timeout: Option<u32>,
 }
 
 impl Profile {
@@ -149,6 +155,7 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
                             h.ike_identity = Some(v.to_string())
                         }
                         ("BackupServerList", "HostAddress") => h.backup_servers.push(v.to_string()),
+                        ("CertificatePinList", "Pin") => h.pins.push(v.to_string()),
                         _ => {}
                     }
                 } else {
@@ -158,6 +165,12 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
                         }
                         ("ClientInitialization", "LocalLanAccess") => {
                             p.local_lan_access = Some(truthy(v))
+                        }
+                        ("AutoReconnect", "AutoReconnectBehavior") => {
+                            p.auto_reconnect_behavior = Some(v.to_string())
+                        }
+                        ("ClientInitialization", "AuthenticationTimeout") => {
+                            p.authentication_timeout = v.parse().ok()
                         }
                         _ => {}
                     }
@@ -205,6 +218,10 @@ mod tests {
             </HostEntry></ServerList></AnyConnectProfile>"#;
         let p = parse(x).unwrap();
         assert_eq!(p.auto_reconnect, Some(true));
+        assert_eq!(
+            p.auto_reconnect_behavior.as_deref(),
+            Some("ReconnectAfterResume")
+        );
         let h = &p.hosts[0];
         assert_eq!(h.connect_address(), "vpn.example.com");
         assert_eq!(h.primary_protocol.as_deref(), Some("IPsec"));

@@ -339,11 +339,22 @@ swanctl {{
     /// Runs `acclient ARGS` in the client namespace with `stdin`; returns
     /// (exit code, stdout, stderr, elapsed).
     pub fn acclient(&self, args: &[&str], stdin: &str) -> (i32, String, String, Duration) {
+        self.acclient_env(args, stdin, &[])
+    }
+
+    /// Like [`Lab::acclient`] with extra environment variables for this run only.
+    pub fn acclient_env(
+        &self,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> (i32, String, String, Duration) {
         use std::io::Write;
         let t = Instant::now();
         let mut c = Command::new("ip")
             .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -42,8 +42,26 @@ pub struct CertSummary {
     pub pin: String,
     /// SHA-256 of the whole certificate, hex.
     pub sha256: String,
+    /// SHA-512 of the SubjectPublicKeyInfo (Cisco's CertificatePinList), hex.
+    pub spki_sha512_hex: String,
+    /// The same, base64.
+    pub spki_sha512_b64: String,
     /// Not-after, as printed by x509-parser.
     pub not_after: String,
+}
+
+impl CertSummary {
+    /// Whether `pin` names this certificate's key: `pin-sha256:` (base64,
+    /// openconnect's form) or `pin-sha512:` / a bare Cisco CertificatePinList
+    /// value (SHA-512 of the public key, base64 or hex).
+    pub fn matches_pin(&self, pin: &str) -> bool {
+        let pin = pin.trim();
+        if pin.starts_with("pin-sha256:") {
+            return pin == self.pin;
+        }
+        let v = pin.strip_prefix("pin-sha512:").unwrap_or(pin);
+        v == self.spki_sha512_b64 || v.eq_ignore_ascii_case(&self.spki_sha512_hex)
+    }
 }
 
 /// Summary of a DER certificate.
@@ -57,6 +75,9 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, CertError> {
         issuer: c.issuer().to_string(),
         pin: format!("pin-sha256:{pin}"),
         sha256: super::hex(digest::digest(&digest::SHA256, der).as_ref()),
+        spki_sha512_hex: super::hex(digest::digest(&digest::SHA512, spki).as_ref()),
+        spki_sha512_b64: base64::engine::general_purpose::STANDARD
+            .encode(digest::digest(&digest::SHA512, spki)),
         not_after: c.validity().not_after.to_string(),
     })
 }

@@ -1780,7 +1780,12 @@ impl Session {
             sig::summarize(ee).map_err(|e| DisconnectReason::GatewayAuthFailed(e.to_string()))?;
         let scheme = sig::verify_auth(auth.method, auth.data, &octets, ee, ike.suite.prf.id())
             .map_err(|e| DisconnectReason::GatewayAuthFailed(e.to_string()))?;
-        let pinned = self.settings.trust.pins.iter().any(|p| p == &summary.pin);
+        let pinned = self
+            .settings
+            .trust
+            .pins
+            .iter()
+            .any(|p| summary.matches_pin(p));
         if !pinned {
             let inter: Vec<Vec<u8>> = inter.iter().map(|c| c.to_vec()).collect();
             let chain = sig::verify_chain(
