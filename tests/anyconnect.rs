@@ -57,6 +57,10 @@ fn seed_004_flow_end_to_end() {
     assert_eq!(v["addresses"][0], "192.0.2.10/32");
     assert_eq!(v["dns"][0], "203.0.113.53");
     assert_eq!(v["ts_remote"][0], "203.0.113.0-203.0.113.255");
+    assert_eq!(
+        v["session_id"], "32768",
+        "session kept for reconnects (id shown, token never)"
+    );
     let log = lab.acgw_log();
     let auth = gateway_requests(&log, "IKE_AUTH");
     assert_eq!(auth.len(), 5, "{log}");
@@ -533,6 +537,28 @@ fn client_certificate_round() {
         "{}",
         lab.acgw_log()
     );
+    // The certificate answer is large: with a small fragment size we split it
+    // Cisco-style (the gateway offered only Cisco's scheme), and it still works.
+    let (code, _, err) = ac_probe(
+        &lab,
+        &[
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--fragment-size",
+            "500",
+            "-v",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        lab.acgw_log()
+            .contains("reassembled a Cisco-fragmented message from the client"),
+        "{}",
+        lab.acgw_log()
+    );
     let (rcert, rkey) = (lab.ca("rogue.crt"), lab.ca("rogue.key"));
     let (code, _, err) = ac_probe(&lab, &["--cert", &rcert, "--key", &rkey], "pw\n");
     assert_eq!(code, 2, "{err}");
@@ -643,4 +669,25 @@ fn profile_and_remembered_pins() {
         &[("ACCLIENT_CONFIG_DIR", &cfgs)],
     );
     assert_eq!(code, 0, "remembered pin: {err}");
+}
+
+/// The gateway runs DPD while we stay connected, and answers slowly
+/// (--delay-ms): DPDs are answered and the slow answers do not break the login.
+#[test]
+fn gateway_dpd_and_slow_answers() {
+    let mut lab = lab_or_skip!("acdpd");
+    lab.start_acgateway(&["--user", "alice:pw", "--dpd", "1", "--delay-ms", "300"]);
+    let (code, out, err) = ac_probe(&lab, &["--hold", "4", "--json"], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert!(
+        v["stats"]["dpd_answered"].as_u64().unwrap() >= 2,
+        "{}",
+        v["stats"]
+    );
+    assert!(
+        lab.acgw_log().matches("DPD response").count() >= 2,
+        "{}",
+        lab.acgw_log()
+    );
 }

@@ -938,6 +938,7 @@ fn print_result(
                 "ike_rekeys": s.stats.ike_rekeys, "child_rekeys": s.stats.child_rekeys,
             })),
             "banner": cfg.cisco.banner,
+            "session_id": st.and_then(|s| s.session_id.clone()),
             "cisco": {
                 "mtu": cfg.cisco.mtu, "dpd_s": cfg.cisco.dpd_interval, "keepalive_s": cfg.cisco.keepalive_interval,
                 "idle_timeout_s": cfg.cisco.idle_timeout, "session_timeout_s": cfg.cisco.session_timeout,

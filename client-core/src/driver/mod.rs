@@ -44,6 +44,8 @@ pub struct Status {
     pub stats: Stats,
     /// Our IKE and NAT-T socket addresses.
     pub local: (SocketAddr, SocketAddr),
+    /// AnyConnect session id (the token itself stays in the session).
+    pub session_id: Option<String>,
 }
 
 /// Our two UDP sockets: IKE (500) and NAT-T (4500).
@@ -110,6 +112,7 @@ fn status(s: &Session, socks: &Sockets) -> Status {
         nat_t: s.nat_t(),
         stats: s.stats(),
         local: socks.locals(),
+        session_id: s.anyconnect_session().map(|c| c.session_id.clone()),
     }
 }
 

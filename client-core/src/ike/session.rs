@@ -255,6 +255,8 @@ pub struct Session {
     last_reassembly_error: Option<String>,
     /// Our in-flight rekey: nonce, DH key (IKE), offered SA, new SPI.
     rekey: Option<RekeyData>,
+    /// The AnyConnect `complete` document (session id, secret token), for reconnects.
+    anyconnect_session: Option<crate::eap::anyconnect::xml::Complete>,
 }
 
 struct RekeyData {
@@ -300,6 +302,7 @@ impl Session {
             stats: Stats::default(),
             last_reassembly_error: None,
             rekey: None,
+            anyconnect_session: None,
         };
         if let LocalAuth::Eap(m) = &s.settings.auth {
             if m.is_empty() {
@@ -349,6 +352,12 @@ impl Session {
     /// CHILD SA SPIs (inbound, outbound).
     pub fn child_spis(&self) -> Option<(u32, u32)> {
         self.child.as_ref().map(|c| (c.spi_in, c.spi_out))
+    }
+
+    /// The AnyConnect session (id and secret token) once logged in: what a
+    /// reconnect presents instead of asking the user again.
+    pub fn anyconnect_session(&self) -> Option<&crate::eap::anyconnect::xml::Complete> {
+        self.anyconnect_session.as_ref()
     }
 
     /// Whether we float to UDP 4500.
@@ -1972,6 +1981,7 @@ impl Session {
     /// Reads CP, SA and TS of the last IKE_AUTH response and goes up.
     fn establish(&mut self, now: Instant, payloads: &[Payload<'_>]) {
         let Some(init) = self.init.take() else { return };
+        self.anyconnect_session = init.anyconnect.as_ref().and_then(|p| p.session().cloned());
         let Some(ike) = self.ike.as_ref() else { return };
         let mut cfg = TunnelConfig::default();
         let (mut sa, mut tsi, mut tsr) = (None, None, None);

@@ -53,6 +53,10 @@ struct Knobs {
     stall_fragment: Option<u8>,
     /// Ask for a client certificate chaining to this CA (DER) before the form.
     client_ca: Option<Vec<u8>>,
+    /// Delay every answer by this many milliseconds.
+    delay_ms: u64,
+    /// Send a DPD (empty INFORMATIONAL request) to every established SA this often (seconds).
+    dpd: u64,
     /// Ask for posture assessment (host scan) before the login form.
     host_scan: bool,
     /// Send a broken document: `xml` (auth-request), `tlv` (EAP TLV), `cp` (CFG_REPLY).
@@ -139,6 +143,10 @@ fn parse_args() -> Args {
             "--banner" => knobs.banner = Some(val()),
             "--dup" => knobs.dup = true,
             "--host-scan" => knobs.host_scan = true,
+            "--delay-ms" => {
+                knobs.delay_ms = val().parse().unwrap_or_else(|_| usage("bad --delay-ms"))
+            }
+            "--dpd" => knobs.dpd = val().parse().unwrap_or_else(|_| usage("bad --dpd")),
             "--client-ca" => {
                 let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
                 knobs.client_ca = Some(
@@ -215,6 +223,10 @@ struct Sa {
     reasm: cisco_frag::CiscoReassembly,
     lease: Ipv4Addr,
     token: String,
+    /// Where the client's NAT-T datagrams come from (for our own requests).
+    peer: Option<SocketAddr>,
+    /// Message ID of our next request (DPD).
+    next_req: u32,
 }
 
 struct Gw {
@@ -388,9 +400,25 @@ impl Gw {
             log("unknown IKE SA");
             return vec![];
         };
+        if h.flags.response() {
+            // The only requests we send are DPDs.
+            if sa.inp.open(data, HEADER_LEN + 4).is_ok() {
+                log(&format!("DPD response {} received", h.message_id));
+            }
+            return vec![];
+        }
+        if from.port() != 500 {
+            sa.peer = Some(from);
+        }
         if h.next_payload == PayloadType::CISCO_FRAGMENT {
             return match sa.reasm.add(data, 64, 65536) {
-                Ok(Some(whole)) => self.handle(from, &whole),
+                Ok(Some(whole)) => {
+                    log(&format!(
+                        "reassembled a Cisco-fragmented message from the client ({} bytes)",
+                        whole.len()
+                    ));
+                    self.handle(from, &whole)
+                }
                 _ => vec![],
             };
         }
@@ -582,6 +610,8 @@ impl Gw {
                 frag_id: 0,
                 reasm: Default::default(),
                 lease: Ipv4Addr::UNSPECIFIED,
+                peer: None,
+                next_req: 0,
                 token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
             },
         );
@@ -1169,6 +1199,34 @@ impl Gw {
         self.seal(spi_r, ExchangeType::IKE_AUTH, id, &p)
     }
 
+    /// DPD requests (empty INFORMATIONAL) for every established SA.
+    fn dpd_requests(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        let Self { sas, rng, .. } = self;
+        for (spi_r, sa) in sas.iter_mut().filter(|(_, s)| s.stage == Stage::Up) {
+            let Some(peer) = sa.peer else { continue };
+            let mut w = Writer::new();
+            Header {
+                spi_i: sa.spi_i,
+                spi_r: *spi_r,
+                next_payload: PayloadType::SK,
+                version: 0x20,
+                exchange: ExchangeType::INFORMATIONAL,
+                flags: Flags(0),
+                message_id: sa.next_req,
+                length: 0,
+            }
+            .emit(&mut w);
+            w.bytes(&[0, 0, 0, 0]);
+            let mut msg = w.buf;
+            sa.out.seal(rng, &mut msg, HEADER_LEN + 2, &[]);
+            log(&format!("sending DPD request {}", sa.next_req));
+            sa.next_req += 1;
+            out.push((peer, msg));
+        }
+        out
+    }
+
     /// Fault knob: drop this share of datagrams (both directions).
     fn lose(&mut self) -> bool {
         if self.a.loss == 0 {
@@ -1202,7 +1260,14 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
             log("fault knob: dropped a received datagram");
             continue;
         }
-        for d in g.handle(from, data) {
+        let answers = g.handle(from, data);
+        let delay = g.a.knobs.delay_ms;
+        if delay > 0 {
+            drop(g);
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            g = gw.lock().expect("gateway lock");
+        }
+        for d in answers {
             // Fault knobs on Cisco fragments (next payload 132, number at byte 34).
             if d.len() > 35 && d[16] == 132 {
                 let n = d[34];
@@ -1255,5 +1320,16 @@ fn main() {
     }));
     let (g2, n2) = (gw.clone(), nat.clone());
     std::thread::spawn(move || serve(g2, n2, true));
+    let dpd = gw.lock().expect("gateway lock").a.knobs.dpd;
+    if dpd > 0 {
+        let (g3, n3) = (gw.clone(), nat.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(dpd));
+            let reqs = g3.lock().expect("gateway lock").dpd_requests();
+            for (to, m) in reqs {
+                let _ = n3.send_to(&[&[0u8, 0, 0, 0][..], &m].concat(), to);
+            }
+        });
+    }
     serve(gw, ike, false);
 }
