@@ -559,6 +559,23 @@ fn client_certificate_round() {
         "{}",
         lab.acgw_log()
     );
+    // The same certificate and key as a PKCS#12 file (openssl's modern AES default).
+    let p12 = lab.dir.join("alice.p12").display().to_string();
+    must(&format!(
+        "openssl pkcs12 -export -in {cert} -inkey {key} -out {p12} -passout pass:p12secret"
+    ));
+    let (code, _, err) = ac_probe(
+        &lab,
+        &["--cert", &p12, "--key-password", "p12secret"],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "PKCS#12: {err}");
+    let (code, _, err) = ac_probe(&lab, &["--cert", &p12, "--key-password", "wrong"], "pw\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot open the PKCS#12 file (wrong password?)"),
+        "{err}"
+    );
     let (rcert, rkey) = (lab.ca("rogue.crt"), lab.ca("rogue.key"));
     let (code, _, err) = ac_probe(&lab, &["--cert", &rcert, "--key", &rkey], "pw\n");
     assert_eq!(code, 2, "{err}");

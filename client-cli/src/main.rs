@@ -123,9 +123,14 @@ struct ConnectArgs {
     /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
     #[arg(long, default_value_t = 3600)]
     child_lifetime: u64,
-    /// Client certificate chain (PEM, end entity first) for gateways that ask for one.
-    #[arg(long, requires = "key")]
+    /// Client certificate for gateways that ask for one: PEM chain (end entity
+    /// first, with --key) or a PKCS#12 file (.p12/.pfx, key included).
+    #[arg(long)]
     cert: Option<PathBuf>,
+    /// Password of a PKCS#12 --cert (asked on the terminal if missing). Visible
+    /// to other local users in the process list, as openconnect's is.
+    #[arg(long)]
+    key_password: Option<String>,
     /// The client certificate's RSA private key (PEM, PKCS#1 or PKCS#8).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
@@ -247,14 +252,45 @@ fn remember_pin(p: &Plan, pin: &str) {
 }
 
 /// A client certificate chain and key from PEM files.
-fn read_client_cert(cert: &PathBuf, key: &PathBuf) -> Result<acclient_core::settings::ClientCert> {
+fn read_client_cert(
+    cert: &PathBuf,
+    key: Option<&PathBuf>,
+    password: Option<&str>,
+) -> Result<acclient_core::settings::ClientCert> {
     let raw = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     if raw.first() == Some(&0x30) {
-        bail!(
-            "{}: PKCS#12 / DER files are not supported yet; give the certificate and key as PEM",
-            cert.display()
-        );
+        // DER: PKCS#12 (RFC 7292), key and chain in one file.
+        let pw = match password {
+            Some(p) => p.to_string(),
+            None if std::io::stdin().is_terminal() => {
+                prompt_line(&format!("Password for {}: ", cert.display()), true)?
+            }
+            None => String::new(),
+        };
+        let ks = p12_keystore::KeyStore::from_pkcs12(
+            &raw,
+            &pw,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "{}: cannot open the PKCS#12 file (wrong password?): {e}",
+                cert.display()
+            )
+        })?;
+        let (_, chain) = ks
+            .private_key_chain()
+            .ok_or_else(|| anyhow!("{}: no private key in the PKCS#12 file", cert.display()))?;
+        let der = chain.key().as_der().to_vec();
+        acclient_core::crypto::sig::RsaSigner::from_der(&der)
+            .map_err(|e| anyhow!("{}: {e}", cert.display()))?;
+        let certs = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+        return Ok(acclient_core::settings::ClientCert {
+            chain: certs,
+            key: Secret::new(der),
+        });
     }
+    let key = key.ok_or_else(|| anyhow!("{}: a PEM certificate needs --key", cert.display()))?;
     let chain = read_pem_certs(cert)?;
     let text =
         std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
@@ -394,9 +430,13 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         ),
         None => None,
     };
-    let client_cert = match (&a.cert, &a.key) {
-        (Some(c), Some(k)) => Some(read_client_cert(c, k)?),
-        _ => None,
+    let client_cert = match &a.cert {
+        Some(c) => Some(read_client_cert(
+            c,
+            a.key.as_ref(),
+            a.key_password.as_deref(),
+        )?),
+        None => None,
     };
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
