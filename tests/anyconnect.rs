@@ -278,6 +278,25 @@ fn profile_selects_anyconnect_and_group() {
         "pw\n",
     );
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Establishing VPN session..."),
+        "Cisco-like progress: {err}"
+    );
+    // Without --host: the first entry, like Cisco's client.
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--profile",
+            &p,
+            "--user",
+            "carol",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
     assert!(lab.acgw_log().contains("(group OPS)"), "{}", lab.acgw_log());
 }
 
@@ -591,6 +610,31 @@ fn client_certificate_round() {
         err.contains("asks for a client certificate; give --cert and --key"),
         "{err}"
     );
+    drop(lab);
+    // Only the certificate group asks for one.
+    let mut lab = lab_or_skip!("accertgrp");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--group",
+        "STAFF",
+        "--group",
+        "CERT",
+        "--client-ca",
+        &ca,
+        "--cert-group",
+        "CERT",
+    ]);
+    let (code, _, err) = ac_probe(&lab, &["--group", "STAFF"], "pw\n");
+    assert_eq!(code, 0, "no certificate needed in STAFF: {err}");
+    let (code, _, err) = ac_probe(&lab, &["--group", "CERT"], "pw\n");
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = ac_probe(
+        &lab,
+        &["--group", "CERT", "--cert", &cert, "--key", &key],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
 }
 
 /// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public

@@ -52,7 +52,7 @@ enum Cmd {
 #[derive(Args, Clone)]
 struct ConnectArgs {
     /// AnyConnect XML profile.
-    #[arg(long, requires = "host")]
+    #[arg(long)]
     profile: Option<PathBuf>,
     /// Host entry (HostName or HostAddress) in the profile.
     #[arg(long)]
@@ -387,7 +387,13 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
                 .with_context(|| format!("cannot read profile {}", p.display()))?;
             let prof =
                 acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
-            let name = a.host.as_deref().unwrap_or_default();
+            // Like Cisco's client: without --host, the first entry of the list.
+            let name = a
+                .host
+                .clone()
+                .or_else(|| prof.hosts.first().map(|h| h.name.clone()))
+                .unwrap_or_default();
+            let name = name.as_str();
             let h = prof.host(name).ok_or_else(|| {
                 anyhow!(
                     "no host {name:?} in {} (acclient profiles {} lists them)",
@@ -775,7 +781,8 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             if nat { " (NAT detected)" } else { "" }
                         ),
                         Progress::GatewayAuthenticated { id, scheme } => {
-                            eprintln!("Gateway {id} authenticated ({scheme}).")
+                            eprintln!("Gateway {id} authenticated ({scheme}).");
+                            eprintln!("Establishing VPN session...");
                         }
                         Progress::Eap(m) => eprintln!("Authenticating with EAP-{m}..."),
                         other => tracing::info!("{other:?}"),
@@ -837,6 +844,20 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             Event::Connected(cfg) => {
                 let cfg = *cfg;
                 connect_ms = started.elapsed().as_millis();
+                // The login banner: shown always; a person must accept it, as
+                // with Cisco's client (non-interactive use accepts by running).
+                if let Some(b) = &cfg.cisco.banner {
+                    eprintln!("Banner from the gateway:\n{b}");
+                    if interactive
+                        && !prompt_line("Accept and stay connected? [y/N] ", false)?
+                            .trim()
+                            .eq_ignore_ascii_case("y")
+                    {
+                        eprintln!("acclient: banner not accepted; disconnecting");
+                        let _ = cmd_tx.send(Command::Close);
+                        return Ok(2);
+                    }
+                }
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = cmd_tx.send(Command::Status(tx));
                 let st = rx.await.ok();

@@ -53,6 +53,8 @@ struct Knobs {
     stall_fragment: Option<u8>,
     /// Ask for a client certificate chaining to this CA (DER) before the form.
     client_ca: Option<Vec<u8>>,
+    /// Only for this tunnel group (default: every group).
+    cert_group: Option<String>,
     /// Delay every answer by this many milliseconds.
     delay_ms: u64,
     /// Send a DPD (empty INFORMATIONAL request) to every established SA this often (seconds).
@@ -143,6 +145,7 @@ fn parse_args() -> Args {
             "--banner" => knobs.banner = Some(val()),
             "--dup" => knobs.dup = true,
             "--host-scan" => knobs.host_scan = true,
+            "--cert-group" => knobs.cert_group = Some(val()),
             "--delay-ms" => {
                 knobs.delay_ms = val().parse().unwrap_or_else(|_| usage("bad --delay-ms"))
             }
@@ -761,7 +764,14 @@ impl Gw {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
                         }
                         let mut x = self.auth_request(spi_r, false);
-                        if self.a.knobs.client_ca.is_some() && self.sas[&spi_r].round != 4 {
+                        let cert_group = match &self.a.knobs.cert_group {
+                            Some(g) => self.sas[&spi_r].group.as_ref() == Some(g),
+                            None => true,
+                        };
+                        if self.a.knobs.client_ca.is_some()
+                            && cert_group
+                            && self.sas[&spi_r].round != 4
+                        {
                             let opaque = self.sas[&spi_r].opaque.clone();
                             x = xml_head("auth-request")
                                 + &opaque
