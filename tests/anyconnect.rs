@@ -752,3 +752,31 @@ fn gateway_dpd_and_slow_answers() {
         lab.acgw_log()
     );
 }
+
+/// On a terminal (a pseudo-terminal from `script`), each form field is asked:
+/// the user name is echoed, the password is not.
+#[test]
+fn interactive_prompts_on_a_terminal() {
+    let mut lab = lab_or_skip!("actty");
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return eprintln!("SKIPPED: script (util-linux) missing");
+    }
+    lab.start_acgateway(&["--user", "alice:s3cret-pw"]);
+    let ca = lab.ca("ca.crt");
+    let cmd = format!(
+        "{} probe --server {GW} --anyconnect --cafile {ca}",
+        env!("CARGO_BIN_EXE_acclient")
+    );
+    let out = must(&format!(
+        "(sleep 2; printf 'alice\\r'; sleep 1; printf 's3cret-pw\\r'; sleep 4) | timeout 20 ip netns exec {} script -qec '{cmd}' /dev/null",
+        lab.cl
+    ));
+    assert!(out.contains("Username: alice"), "{out}");
+    assert!(out.contains("Password: "), "{out}");
+    assert!(!out.contains("s3cret-pw"), "password echoed: {out}");
+    assert!(out.contains("Connected to"), "{out}");
+}
