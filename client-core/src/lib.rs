@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod driver;
 pub mod eap;
 pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ike;

@@ -95,6 +95,22 @@ pub fn verify_chain(
     anchors: &[Vec<u8>],
     unix_time: u64,
 ) -> Result<(), CertError> {
+    let usages = [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::required(EKU_IKE_INTERMEDIATE),
+        webpki::KeyUsage::required(EKU_IPSEC_IKE),
+    ];
+    verify_for(ee, intermediates, anchors, unix_time, &usages)
+}
+
+/// Chain validation accepting the first of `usages` that fits.
+fn verify_for(
+    ee: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &[Vec<u8>],
+    unix_time: u64,
+    usages: &[webpki::KeyUsage],
+) -> Result<(), CertError> {
     let ee_der = CertificateDer::from(ee);
     let cert = webpki::EndEntityCert::try_from(&ee_der)
         .map_err(|e| CertError::Untrusted(e.to_string()))?;
@@ -114,14 +130,17 @@ pub fn verify_chain(
         .map(|i| CertificateDer::from(&i[..]))
         .collect();
     let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_time));
-    let algs = webpki::ALL_VERIFICATION_ALGS;
     let mut last = None;
-    for usage in [
-        webpki::KeyUsage::server_auth(),
-        webpki::KeyUsage::required(EKU_IKE_INTERMEDIATE),
-        webpki::KeyUsage::required(EKU_IPSEC_IKE),
-    ] {
-        match cert.verify_for_usage(algs, &tas, &inter, time, usage, None, None) {
+    for usage in usages {
+        match cert.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &tas,
+            &inter,
+            time,
+            *usage,
+            None,
+            None,
+        ) {
             Ok(_) => return Ok(()),
             Err(e) => last = Some(e),
         }
@@ -139,33 +158,13 @@ pub fn verify_client_chain(
     anchors: &[Vec<u8>],
     unix_time: u64,
 ) -> Result<(), CertError> {
-    let ee_der = CertificateDer::from(ee);
-    let cert = webpki::EndEntityCert::try_from(&ee_der)
-        .map_err(|e| CertError::Untrusted(e.to_string()))?;
-    let anchor_ders: Vec<CertificateDer<'_>> = anchors
-        .iter()
-        .map(|a| CertificateDer::from(&a[..]))
-        .collect();
-    let tas: Vec<_> = anchor_ders
-        .iter()
-        .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
-        .collect();
-    let inter: Vec<CertificateDer<'_>> = intermediates
-        .iter()
-        .map(|i| CertificateDer::from(&i[..]))
-        .collect();
-    let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_time));
-    cert.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &tas,
-        &inter,
-        time,
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
+    verify_for(
+        ee,
+        intermediates,
+        anchors,
+        unix_time,
+        &[webpki::KeyUsage::client_auth()],
     )
-    .map(|_| ())
-    .map_err(|e| CertError::Untrusted(e.to_string()))
 }
 
 /// An RSA client key that signs like an IKE initiator's method-1 AUTH, with
