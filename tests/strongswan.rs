@@ -632,3 +632,43 @@ fn classic_signature_methods() {
         assert!(lab.gw_log().contains(want_gw), "{certs}: {}", lab.gw_log());
     }
 }
+
+/// The data path: ICMP echo requests sealed by our ESP (AES-GCM-256 and
+/// AES-CBC-256/HMAC-SHA1) reach the host behind strongSwan's user-space ESP,
+/// and its replies come back and open.
+#[test]
+fn esp_ping_through_the_gateway() {
+    if let Some(w) = skip_reason() {
+        return eprintln!("SKIPPED: {w}");
+    }
+    for (esp, want) in [
+        ("aes256gcm16", "AES_GCM_16_256"),
+        ("aes256-sha1", "AES_CBC_256/HMAC_SHA1_96"),
+    ] {
+        let mut lab = Lab::new("esp");
+        lab.start_strongswan(
+            &gw_conf(
+                "auth = pubkey\n certs = gw.crt",
+                "auth = eap-mschapv2\n eap_id = %any",
+                "",
+                &format!("esp_proposals = {esp}"),
+            ),
+            "",
+        );
+        let ca = lab.ca("ca.crt");
+        let (code, out, err, _) = lab.eap_probe(
+            &ca,
+            &["--ping", "203.0.113.1", "--ping-count", "5", "--json"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let v = json(&out);
+        assert_eq!(v["child"]["algorithms"], want);
+        assert_eq!(v["esp"]["sent"], 5, "{}", v["esp"]);
+        assert_eq!(
+            v["esp"]["echo_replies"], 5,
+            "all echo replies came back through ESP: {}",
+            v["esp"]
+        );
+        assert_eq!(v["esp"]["dropped"], 0);
+    }
+}

@@ -141,6 +141,13 @@ struct ConnectArgs {
     /// Retransmissions of an unanswered request before giving up (default 7, ~27 s).
     #[arg(long, default_value_t = 7)]
     retries: u32,
+    /// After connecting, ping this IPv4 address through ESP (data-plane check
+    /// without a TUN device; the tunnel device comes with the tunnel issue).
+    #[arg(long)]
+    ping: Option<std::net::Ipv4Addr>,
+    /// Echo requests for --ping.
+    #[arg(long, default_value_t = 3)]
+    ping_count: u16,
     /// Set by `connect`: stay up until a signal.
     #[arg(skip)]
     until_signal: bool,
@@ -736,6 +743,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let opts = DriverOptions {
         ike_keylog: a.ike_keylog.clone(),
+        ping: a.ping.map(|d| (d, a.ping_count)),
     };
     let task = tokio::spawn(driver::run(session, socks, opts, ev_tx, cmd_rx));
     let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
@@ -868,6 +876,9 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                     }
                     eprintln!("Connected to {}. Press Ctrl-C to disconnect.", p.label);
                     hold = Some(Box::pin(until_signal()));
+                } else if a.hold == 0 && a.ping.is_some() {
+                    // Give the echo replies a moment to come back through ESP.
+                    hold = Some(Box::pin(tokio::time::sleep(Duration::from_millis(1500))));
                 } else if a.hold > 0 {
                     if !a.json {
                         eprintln!("Connected; holding for {} s.", a.hold);
@@ -1000,6 +1011,9 @@ fn print_result(
             })),
             "banner": cfg.cisco.banner,
             "session_id": st.and_then(|s| s.session_id.clone()),
+            "esp": st.map(|s| serde_json::json!({
+                "sent": s.esp.sent, "received": s.esp.received, "dropped": s.esp.dropped, "echo_replies": s.esp.echo_replies,
+            })),
             "cisco": {
                 "mtu": cfg.cisco.mtu, "dpd_s": cfg.cisco.dpd_interval, "keepalive_s": cfg.cisco.keepalive_interval,
                 "idle_timeout_s": cfg.cisco.idle_timeout, "session_timeout_s": cfg.cisco.session_timeout,

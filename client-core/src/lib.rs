@@ -15,6 +15,7 @@ pub mod crypto;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod eap;
+pub mod esp;
 pub mod event;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

@@ -46,6 +46,21 @@ pub struct Status {
     pub local: (SocketAddr, SocketAddr),
     /// AnyConnect session id (the token itself stays in the session).
     pub session_id: Option<String>,
+    /// ESP packets sent / received / dropped, and echo replies seen.
+    pub esp: EspCounters,
+}
+
+/// Data-plane counters (until the TUN device lands: the `--ping` probe).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EspCounters {
+    /// ESP packets sent.
+    pub sent: u64,
+    /// ESP packets opened.
+    pub received: u64,
+    /// ESP packets dropped (replay, ICV, unknown SPI, malformed).
+    pub dropped: u64,
+    /// ICMP echo replies to our probe pings.
+    pub echo_replies: u64,
 }
 
 /// Our two UDP sockets: IKE (500) and NAT-T (4500).
@@ -97,10 +112,41 @@ impl Sockets {
 pub struct DriverOptions {
     /// Append Wireshark `ikev2_decryption_table` lines here (contains keys!).
     pub ike_keylog: Option<PathBuf>,
+    /// After connecting, send this many ICMP echo requests through ESP to
+    /// this address (a data-plane check that needs no TUN device).
+    pub ping: Option<(std::net::Ipv4Addr, u16)>,
 }
 
 /// Most datagrams handled per wakeup before yielding (bounded work, boringtun's MAX_ITR).
 const MAX_PER_WAKEUP: usize = 64;
+
+/// An IPv4 ICMP echo request with correct checksums.
+fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+    fn sum(b: &[u8]) -> u16 {
+        let mut s: u32 = b
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+    let mut icmp = vec![8, 0, 0, 0, 0xac, 0xac];
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(b"acclient data-plane probe");
+    let c = sum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = (20 + icmp.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = sum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
 
 fn status(s: &Session, socks: &Sockets) -> Status {
     Status {
@@ -113,6 +159,7 @@ fn status(s: &Session, socks: &Sockets) -> Status {
         stats: s.stats(),
         local: socks.locals(),
         session_id: s.anyconnect_session().map(|c| c.session_id.clone()),
+        esp: EspCounters::default(),
     }
 }
 
@@ -141,6 +188,9 @@ pub async fn run(
     let mut nbuf = vec![0u8; 65536];
     let mut logged_spis = None;
     let mut commands_open = true;
+    let mut esp: Option<crate::esp::EspSa> = None;
+    let mut counters = EspCounters::default();
+    let mut ebuf = vec![0u8; 2048];
     loop {
         while let Some(t) = session.poll_transmit(&mut out) {
             let sock = if t.nat_t { &socks.nat } else { &socks.ike };
@@ -159,6 +209,25 @@ pub async fn run(
             }
         }
         while let Some(ev) = session.poll_event() {
+            if let Event::ChildSa(info) = &ev {
+                esp = crate::esp::EspSa::new(info);
+            }
+            if let (Event::Connected(cfg), Some((dst, count)), Some(sa)) =
+                (&ev, opts.ping, esp.as_mut())
+            {
+                let src = cfg.addresses.iter().find_map(|(a, _)| match a {
+                    IpAddr::V4(v) => Some(*v),
+                    _ => None,
+                });
+                for seq in 1..=count {
+                    let ip = echo_request(src.unwrap_or(Ipv4Addr::UNSPECIFIED), dst, seq);
+                    if let Ok(n) = sa.encapsulate(&ip, &mut ebuf) {
+                        if socks.nat.send(&ebuf[..n]).await.is_ok() {
+                            counters.sent += 1;
+                        }
+                    }
+                }
+            }
             if let Event::Disconnected(r) = &ev {
                 let r = r.clone();
                 let _ = events.send(ev);
@@ -185,7 +254,20 @@ pub async fn run(
                 match r {
                     Ok((n, from)) => {
                         if session.handle_datagram(Instant::now(), from, &nbuf[..n]) == Received::Esp {
-                            debug!("ESP packet received; no data plane in this build");
+                            match esp.as_mut().map(|sa| sa.decapsulate(&mut nbuf[..n])) {
+                                Some(Ok(ip)) => {
+                                    counters.received += 1;
+                                    // ICMP echo reply (type 0) carrying our identifier.
+                                    if ip.len() >= 28 && ip[9] == 1 && ip[20] == 0 && ip[24..26] == [0xac, 0xac] {
+                                        counters.echo_replies += 1;
+                                    }
+                                }
+                                Some(Err(e)) => {
+                                    counters.dropped += 1;
+                                    debug!("ESP packet dropped: {e:?}");
+                                }
+                                None => counters.dropped += 1,
+                            }
                         }
                     }
                     Err(e) => debug!("NAT-T socket: {e}"),
@@ -200,7 +282,11 @@ pub async fn run(
                     Some(Command::Answer(id, a)) => {
                         if let Err(e) = session.answer(now, id, a) { warn!("{e}"); }
                     }
-                    Some(Command::Status(tx)) => { let _ = tx.send(status(&session, &socks)); }
+                    Some(Command::Status(tx)) => {
+                        let mut st = status(&session, &socks);
+                        st.esp = counters;
+                        let _ = tx.send(st);
+                    }
                     Some(Command::Close) => session.close(now),
                     None => { commands_open = false; session.close(now) }
                 }
