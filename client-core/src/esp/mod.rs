@@ -38,13 +38,16 @@ pub enum DropReason {
 
 enum Cipher {
     Gcm(aead::LessSafeKey, [u8; 4]),
-    Cbc {
-        enc: aes::EncryptingKey,
-        dec: aes::DecryptingKey,
-        ecb: aes::EncryptingKey,
-        mac: hmac::Key,
-        icv: usize,
-    },
+    // Boxed once per SA (the keys are large), never per packet.
+    Cbc(Box<CbcKeys>),
+}
+
+struct CbcKeys {
+    enc: aes::EncryptingKey,
+    dec: aes::DecryptingKey,
+    ecb: aes::EncryptingKey,
+    mac: hmac::Key,
+    icv: usize,
 }
 
 fn cipher(encr: Encr, integ: Option<Integ>, ek: &[u8], ak: &[u8]) -> Option<Cipher> {
@@ -72,13 +75,13 @@ fn cipher(encr: Encr, integ: Option<Integ>, ek: &[u8], ak: &[u8]) -> Option<Ciph
                 Integ::Sha384_192 => hmac::HMAC_SHA384,
                 Integ::Sha512_256 => hmac::HMAC_SHA512,
             };
-            Some(Cipher::Cbc {
+            Some(Cipher::Cbc(Box::new(CbcKeys {
                 enc: aes::EncryptingKey::cbc(k()?).ok()?,
                 dec: aes::DecryptingKey::cbc(k()?).ok()?,
                 ecb: aes::EncryptingKey::ecb(k()?).ok()?,
                 mac: hmac::Key::new(halg, ak),
                 icv: i.icv_len(),
-            })
+            })))
         }
         Encr::TripleDes => None,
     }
@@ -133,7 +136,7 @@ impl EspSa {
         let seq = self.seq_out;
         let (iv_len, block, icv) = match &self.out {
             Cipher::Gcm(..) => (8, 4, 16),
-            Cipher::Cbc { icv, .. } => (16, 16, *icv),
+            Cipher::Cbc(k) => (16, 16, k.icv),
         };
         let pad = (block - (ip.len() + 2) % block) % block;
         let ct_len = ip.len() + pad + 2;
@@ -167,9 +170,10 @@ impl EspSa {
                     .map_err(|_| DropReason::Buffer)?;
                 out[ct + ct_len..total].copy_from_slice(tag.as_ref());
             }
-            Cipher::Cbc {
-                enc, ecb, mac, icv, ..
-            } => {
+            Cipher::Cbc(k) => {
+                let CbcKeys {
+                    enc, ecb, mac, icv, ..
+                } = &**k;
                 let mut iv = [0u8; 16];
                 iv[12..].copy_from_slice(&seq.to_be_bytes());
                 iv[..4].copy_from_slice(&self.spi_out.to_be_bytes());
@@ -216,12 +220,13 @@ impl EspSa {
                 .map_err(|_| DropReason::Integrity)?
                 .len()
             }
-            Cipher::Cbc { dec, mac, icv, .. } => {
+            Cipher::Cbc(k) => {
+                let CbcKeys { dec, mac, icv, .. } = &**k;
                 let end = pkt.len().checked_sub(*icv).ok_or(DropReason::Malformed)?;
                 let want = hmac::sign(mac, &pkt[..end]);
                 constant_time::verify_slices_are_equal(&want.as_ref()[..*icv], &pkt[end..])
                     .map_err(|_| DropReason::Integrity)?;
-                if (end - HDR - 16) % 16 != 0 || end < HDR + 32 {
+                if end < HDR + 32 || !(end - HDR - 16).is_multiple_of(16) {
                     return Err(DropReason::Malformed);
                 }
                 let iv: [u8; 16] = pkt[HDR..HDR + 16]
