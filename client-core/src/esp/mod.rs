@@ -297,7 +297,7 @@ mod tests {
             (Encr::AesCbc(16), Some(Integ::Sha256_128)),
         ] {
             let (mut a, mut b) = pair(e, i);
-            let ip: Vec<u8> = std::iter::once(0x45).chain((1..60u8).map(|x| x)).collect();
+            let ip: Vec<u8> = std::iter::once(0x45).chain(1..60u8).collect();
             let mut buf = [0u8; 200];
             let n = a.encapsulate(&ip, &mut buf).unwrap();
             let pkt = buf[..n].to_vec();
