@@ -5,6 +5,7 @@
 //! MODP groups use crypto-bigint's constant-time Montgomery exponentiation;
 //! 3DES (opt-in legacy) uses RustCrypto's `des`.
 
+pub mod auth;
 pub mod cipher;
 pub mod dh;
 pub mod keymat;

@@ -28,10 +28,10 @@ use tracing::{debug, info, trace, warn};
 use super::describe;
 use super::fragment::{FragError, Reassembly};
 use super::proposals::{self, EspSuite, IkeSuite};
+use crate::crypto::auth::{nat_hash, shared_key_auth, signed_octets};
 use crate::crypto::cipher::Protection;
 use crate::crypto::dh::KeyPair;
 use crate::crypto::keymat::{self, IkeKeys, KeyLengths};
-use crate::crypto::prf::Prf;
 use crate::crypto::sig;
 use crate::crypto::{Rng, Secret};
 use crate::eap::{EapPeer, Step};
@@ -683,21 +683,6 @@ pub enum ApiMisuse {
     /// The answer does not fit the prompt.
     #[error("the answer does not fit the prompt")]
     WrongAnswerType,
-}
-
-const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
-
-fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
-    // RFC 7296 §2.23: SHA-1(SPIi | SPIr | IP | Port).
-    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
-    c.update(spi_i);
-    c.update(spi_r);
-    match addr.ip() {
-        IpAddr::V4(a) => c.update(&a.octets()),
-        IpAddr::V6(a) => c.update(&a.octets()),
-    }
-    c.update(&addr.port().to_be_bytes());
-    c.finish().as_ref().to_vec()
 }
 
 fn id_payload(identity: &Identity, local: SocketAddr) -> (IdType, Vec<u8>) {
@@ -1489,7 +1474,7 @@ impl Session {
                 ike.keys.sk_pi.expose(),
                 &idi_body,
             );
-            auth_data = psk_auth(&ike.suite.prf, psk.expose(), &octets);
+            auth_data = shared_key_auth(&ike.suite.prf, psk.expose(), &octets);
             payloads.push(Payload::from(PayloadBody::Auth(Auth {
                 method: AuthMethod::SHARED_KEY_MIC,
                 data: &auth_data,
@@ -1720,7 +1705,7 @@ impl Session {
                     .as_ref()
                     .map(|m| m.expose().to_vec())
                     .unwrap_or_else(|| ike.keys.sk_pr.expose().to_vec());
-                let want = psk_auth(&ike.suite.prf, &key, &octets);
+                let want = shared_key_auth(&ike.suite.prf, &key, &octets);
                 if auth.method != AuthMethod::SHARED_KEY_MIC
                     || aws_lc_rs::constant_time::verify_slices_are_equal(&want, auth.data).is_err()
                 {
@@ -1763,7 +1748,7 @@ impl Session {
             &idr.body(),
         );
         if let LocalAuth::Psk(psk) = &self.settings.auth {
-            let want = psk_auth(&ike.suite.prf, psk.expose(), &octets);
+            let want = shared_key_auth(&ike.suite.prf, psk.expose(), &octets);
             if auth.method == AuthMethod::SHARED_KEY_MIC
                 && aws_lc_rs::constant_time::verify_slices_are_equal(&want, auth.data).is_ok()
             {
@@ -1969,7 +1954,7 @@ impl Session {
                 .as_ref()
                 .map(|m| m.expose().to_vec())
                 .unwrap_or_else(|| ike.keys.sk_pi.expose().to_vec());
-            let a = psk_auth(&ike.suite.prf, &key, &octets);
+            let a = shared_key_auth(&ike.suite.prf, &key, &octets);
             let p = [Payload::from(PayloadBody::Auth(Auth {
                 method: AuthMethod::SHARED_KEY_MIC,
                 data: &a,
@@ -2705,18 +2690,6 @@ fn frag_err(e: FragError) -> &'static str {
     }
 }
 
-/// InitiatorSignedOctets / ResponderSignedOctets (RFC 7296 §2.15):
-/// RealMessage | Nonce | prf(SK_p, RestOfIDPayload).
-fn signed_octets(msg: &[u8], nonce: &[u8], prf: &Prf, sk_p: &[u8], id_body: &[u8]) -> Vec<u8> {
-    [msg, nonce, &prf.compute(sk_p, &[id_body])].concat()
-}
-
-/// AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>).
-fn psk_auth(prf: &Prf, secret: &[u8], octets: &[u8]) -> Vec<u8> {
-    let k = prf.compute(secret, &[KEY_PAD]);
-    prf.compute(&k, &[octets])
-}
-
 fn apply_cfg(cfg: &mut TunnelConfig, cp: &ConfigPayload<'_>) {
     let mut v4_addr = None;
     let mut v4_mask = None;
@@ -2893,15 +2866,5 @@ mod tests {
             _ => None,
         });
         assert_eq!(ke, Some(wire::DhId::CURVE25519));
-    }
-
-    #[test]
-    fn nat_hash_is_sha1_of_spis_addr_port() {
-        let h = nat_hash(&[1; 8], &[0; 8], "198.51.100.2:500".parse().unwrap());
-        assert_eq!(h.len(), 20);
-        assert_ne!(
-            h,
-            nat_hash(&[1; 8], &[0; 8], "198.51.100.2:4500".parse().unwrap())
-        );
     }
 }

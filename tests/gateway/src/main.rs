@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
+use acclient_core::crypto::auth::{nat_hash, shared_key_auth, signed_octets};
 use acclient_core::crypto::cipher::Protection;
 use acclient_core::crypto::dh::KeyPair;
 use acclient_core::crypto::keymat::{self, IkeKeys, KeyLengths};
@@ -242,18 +243,6 @@ struct Gw {
 
 fn log(s: &str) {
     eprintln!("acgateway: {s}");
-}
-
-fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> Vec<u8> {
-    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
-    c.update(spi_i);
-    c.update(spi_r);
-    match addr.ip() {
-        IpAddr::V4(a) => c.update(&a.octets()),
-        IpAddr::V6(a) => c.update(&a.octets()),
-    }
-    c.update(&addr.port().to_be_bytes());
-    c.finish().as_ref().to_vec()
 }
 
 fn xml_head(kind: &str) -> String {
@@ -725,8 +714,13 @@ impl Gw {
                 sa.idr_body = idr_body.clone();
                 sa.child_offer = offer;
                 sa.stage = Stage::Init;
-                let prf_id = sa.suite.prf.compute(sa.keys.sk_pr.expose(), &[&idr_body]);
-                let octets = [&sa.msg2[..], &sa.ni, &prf_id].concat();
+                let octets = signed_octets(
+                    &sa.msg2,
+                    &sa.ni,
+                    &sa.suite.prf,
+                    sa.keys.sk_pr.expose(),
+                    &idr_body,
+                );
                 let suite = sa.suite;
                 let (method, sig) = self.sign(&suite, &octets);
                 let hello = xml_head("hello") + "</config-auth>\n";
@@ -807,14 +801,13 @@ impl Gw {
                                 return fail(self, "unreadable PKCS#7 chain");
                             };
                             let sa = &self.sas[&spi_r];
-                            let octets = [
-                                &sa.msg1[..],
+                            let octets = signed_octets(
+                                &sa.msg1,
                                 &sa.nr,
-                                &sa.suite
-                                    .prf
-                                    .compute(sa.keys.sk_pi.expose(), &[&sa.idi_body]),
-                            ]
-                            .concat();
+                                &sa.suite.prf,
+                                sa.keys.sk_pi.expose(),
+                                &sa.idi_body,
+                            );
                             let now = std::time::SystemTime::now()
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .map(|d| d.as_secs())
@@ -1046,16 +1039,8 @@ impl Gw {
             log("the final IKE_AUTH request must carry AUTH only");
         }
         let prf = sa.suite.prf;
-        let psk = |k: &[u8], octets: &[u8]| {
-            prf.compute(&prf.compute(k, &[b"Key Pad for IKEv2"]), &[octets])
-        };
-        let i_oct = [
-            &sa.msg1[..],
-            &sa.nr,
-            &prf.compute(sa.keys.sk_pi.expose(), &[&sa.idi_body]),
-        ]
-        .concat();
-        if auth.as_deref() != Some(&psk(sa.keys.sk_pi.expose(), &i_oct)[..]) {
+        let i_oct = signed_octets(&sa.msg1, &sa.nr, &prf, sa.keys.sk_pi.expose(), &sa.idi_body);
+        if auth.as_deref() != Some(&shared_key_auth(&prf, sa.keys.sk_pi.expose(), &i_oct)[..]) {
             log("the client's AUTH (keyed from SK_pi) does not verify");
             let n = [Payload::from(PayloadBody::Notify(Notify::new(
                 NotifyType::AUTHENTICATION_FAILED,
@@ -1063,13 +1048,8 @@ impl Gw {
             )))];
             return self.seal(spi_r, ExchangeType::IKE_AUTH, id, &n);
         }
-        let r_oct = [
-            &sa.msg2[..],
-            &sa.ni,
-            &prf.compute(sa.keys.sk_pr.expose(), &[&sa.idr_body]),
-        ]
-        .concat();
-        let my_auth = psk(sa.keys.sk_pr.expose(), &r_oct);
+        let r_oct = signed_octets(&sa.msg2, &sa.ni, &prf, sa.keys.sk_pr.expose(), &sa.idr_body);
+        let my_auth = shared_key_auth(&prf, sa.keys.sk_pr.expose(), &r_oct);
         let Some(mut esp) = proposals::choose_from_peer(&sa.child_offer, ProtocolId::ESP, None)
         else {
             let n = [Payload::from(PayloadBody::Notify(Notify::new(
