@@ -105,21 +105,7 @@ fn seed_004_flow_end_to_end() {
 fn wrong_then_right_password_in_one_connection() {
     let mut lab = lab_or_skip!("acretry");
     lab.start_acgateway(&["--user", "alice:right", "--group", "ENG"]);
-    let ca = lab.ca("ca.crt");
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-        ],
-        "wrong\nright\n",
-    );
+    let (code, _, err, _) = ac_probe_as(&lab, "alice", &[], "wrong\nright\n");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("The gateway says: Login failed."), "{err}");
     let log = lab.acgw_log();
@@ -141,22 +127,7 @@ fn wrong_then_right_password_in_one_connection() {
 fn wrong_password_non_interactive_stops() {
     let mut lab = lab_or_skip!("acwrong");
     lab.start_acgateway(&["--user", "alice:right"]);
-    let ca = lab.ca("ca.crt");
-    let (code, _, err, took) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--non-inter",
-        ],
-        "wrong\n",
-    );
+    let (code, _, err, took) = ac_probe_as(&lab, "alice", &["--non-inter"], "wrong\n");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("rejected the credentials (Login failed.)"),
@@ -171,23 +142,7 @@ fn wrong_password_non_interactive_stops() {
 fn group_selection() {
     let mut lab = lab_or_skip!("acgroup");
     lab.start_acgateway(&["--user", "bob:pw", "--group", "ENG", "--group", "SALES"]);
-    let ca = lab.ca("ca.crt");
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "bob",
-            "--group",
-            "SALES",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-        ],
-        "pw\n",
-    );
+    let (code, _, err, _) = ac_probe_as(&lab, "bob", &["--group", "SALES"], "pw\n");
     assert_eq!(code, 0, "{err}");
     assert!(
         lab.acgw_log()
@@ -195,22 +150,7 @@ fn group_selection() {
         "{}",
         lab.acgw_log()
     );
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "bob",
-            "--group",
-            "NOPE",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-        ],
-        "pw\n",
-    );
+    let (code, _, err, _) = ac_probe_as(&lab, "bob", &["--group", "NOPE"], "pw\n");
     assert_eq!(code, 2);
     assert!(
         err.contains("group \"NOPE\" is not offered (choices: ENG, SALES)"),
@@ -224,23 +164,7 @@ fn group_selection() {
 fn lossy_gateway_still_connects() {
     let mut lab = lab_or_skip!("acloss");
     lab.start_acgateway(&["--user", "alice:pw", "--loss", "25"]);
-    let ca = lab.ca("ca.crt");
-    let (code, _, err, _) = lab.acclient(
-        &[
-            "probe",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--timeout",
-            "90",
-        ],
-        "pw\n",
-    );
+    let (code, _, err, _) = ac_probe_as(&lab, "alice", &["--timeout", "90"], "pw\n");
     assert_eq!(code, 0, "{err}");
     assert!(
         lab.acgw_log().contains("fault knob: dropped"),
@@ -354,7 +278,14 @@ fn connect_until_signal_then_clean_disconnect() {
     );
 }
 
-fn ac_probe(lab: &Lab, extra: &[&str], stdin: &str) -> (i32, String, String) {
+/// `acclient probe --anyconnect` as `user` against the lab's gateway, trusting
+/// the lab CA, passwords from `stdin`, plus `extra` arguments.
+fn ac_probe_as(
+    lab: &Lab,
+    user: &str,
+    extra: &[&str],
+    stdin: &str,
+) -> (i32, String, String, std::time::Duration) {
     let ca = lab.ca("ca.crt");
     let mut args = vec![
         "probe",
@@ -362,13 +293,17 @@ fn ac_probe(lab: &Lab, extra: &[&str], stdin: &str) -> (i32, String, String) {
         GW,
         "--anyconnect",
         "--user",
-        "alice",
+        user,
         "--passwd-on-stdin",
         "--cafile",
         &ca,
     ];
     args.extend_from_slice(extra);
-    let (code, out, err, _) = lab.acclient(&args, stdin);
+    lab.acclient(&args, stdin)
+}
+
+fn ac_probe(lab: &Lab, extra: &[&str], stdin: &str) -> (i32, String, String) {
+    let (code, out, err, _) = ac_probe_as(lab, "alice", extra, stdin);
     (code, out, err)
 }
 

@@ -930,34 +930,68 @@ async fn until_signal() {
     eprintln!("Disconnecting...");
 }
 
+/// The human-readable summary of a connection (connect and probe).
 fn print_connected(
     p: &Plan,
     cfg: &acclient_core::TunnelConfig,
     st: Option<&driver::Status>,
     ms: u128,
 ) {
-    let addrs: Vec<String> = cfg
-        .addresses
-        .iter()
-        .map(|(a, l)| format!("{a}/{l}"))
-        .collect();
-    let dns: Vec<String> = cfg.dns.iter().map(|d| d.to_string()).collect();
+    let hex = acclient_core::crypto::hex;
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let nets = |v: &[(std::net::IpAddr, u8)]| {
+        v.iter()
+            .map(|(a, l)| format!("{a}/{l}"))
+            .collect::<Vec<_>>()
+    };
     println!("Connected to {} ({}) in {ms} ms", p.label, p.gateway);
-    println!("  address:     {}", addrs.join(", "));
+    println!("  address:     {}", list(nets(&cfg.addresses)));
     println!(
         "  DNS:         {}",
-        if dns.is_empty() {
-            "-".into()
-        } else {
-            dns.join(", ")
-        }
+        list(cfg.dns.iter().map(|d| d.to_string()).collect())
     );
+    if !cfg.nbns.is_empty() {
+        println!(
+            "  NBNS:        {}",
+            list(cfg.nbns.iter().map(|d| d.to_string()).collect())
+        );
+    }
+    if !cfg.subnets.is_empty() {
+        println!("  subnets:     {}", list(nets(&cfg.subnets)));
+    }
+    if !cfg.domains.is_empty() {
+        println!("  domains:     {}", cfg.domains.join(", "));
+    }
     if let Some(b) = &cfg.cisco.banner {
         println!("  banner:      {b}");
     }
+    println!(
+        "  local TS:    {}",
+        list(cfg.ts_local.iter().map(|t| t.to_string()).collect())
+    );
+    println!(
+        "  remote TS:   {}",
+        list(cfg.ts_remote.iter().map(|t| t.to_string()).collect())
+    );
     if let Some(s) = st {
-        println!("  IKE SA:      {}", s.ike_suite.clone().unwrap_or_default());
-        println!("  CHILD SA:    {}", s.esp_suite.clone().unwrap_or_default());
+        println!(
+            "  IKE SA:      {}, SPIs {}_i {}_r{}",
+            s.ike_suite.clone().unwrap_or_default(),
+            hex(&s.ike_spis.0),
+            hex(&s.ike_spis.1),
+            if s.nat_t { ", NAT-T (UDP 4500)" } else { "" }
+        );
+        let (i, o) = s.child_spis.unwrap_or_default();
+        println!(
+            "  CHILD SA:    {}, SPIs {i:08x}_i {o:08x}_o, tunnel mode",
+            s.esp_suite.clone().unwrap_or_default()
+        );
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
@@ -1023,35 +1057,7 @@ fn print_result(
         });
         println!("{v}");
     } else {
-        println!("Connected to {} ({}) in {ms} ms", p.label, p.gateway);
-        println!("  address:     {}", addrs.join(", "));
-        println!(
-            "  DNS:         {}",
-            if dns.is_empty() {
-                "-".into()
-            } else {
-                dns.join(", ")
-            }
-        );
-        if !nbns.is_empty() {
-            println!("  NBNS:        {}", nbns.join(", "));
-        }
-        if !subnets.is_empty() {
-            println!("  subnets:     {}", subnets.join(", "));
-        }
-        if !cfg.domains.is_empty() {
-            println!("  domains:     {}", cfg.domains.join(", "));
-        }
-        if let Some(b) = &cfg.cisco.banner {
-            println!("  banner:      {b}");
-        }
-        println!("  local TS:    {}", tsl.join(", "));
-        println!("  remote TS:   {}", tsr.join(", "));
-        println!(
-            "  IKE SA:      {ike_suite}, SPIs {ike_i}_i {ike_r}_r{}",
-            if nat_t { ", NAT-T (UDP 4500)" } else { "" }
-        );
-        println!("  CHILD SA:    {esp_suite}, SPIs {c_in}_i {c_out}_o, tunnel mode");
+        print_connected(p, cfg, st, ms);
         if let Some(s) = st {
             let c = &s.stats;
             println!(
