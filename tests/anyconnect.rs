@@ -79,6 +79,13 @@ fn seed_004_flow_end_to_end() {
         "AUTH only in the last: {}",
         auth[4]
     );
+    // IKE_SA_INIT carries the vendor IDs AnyConnect sends: FRAGMENTATION,
+    // Copyright, ANYCONNECT-EAP, DELETE-REASON (anyconnect-ikev2.md §4).
+    let init = log
+        .lines()
+        .find(|l| l.contains("received IKE_SA_INIT request 0"))
+        .unwrap_or("");
+    assert_eq!(init.matches(" V").count(), 4, "{init}");
     for doc in ["received init", "received auth-reply", "received ack"] {
         assert!(log.contains(doc), "{doc}: {log}");
     }

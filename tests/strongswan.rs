@@ -672,3 +672,69 @@ fn esp_ping_through_the_gateway() {
         assert_eq!(v["esp"]["dropped"], 0);
     }
 }
+
+/// Config mode with IPv6: --ipv6 asks for INTERNAL_IP6_ADDRESS / _DNS and
+/// IPv6 selectors; a dual-stack strongSwan pool hands out both families.
+#[test]
+fn config_mode_dual_stack() {
+    let mut lab = lab_or_skip!("dual");
+    // The protected IPv6 network needs an address on the gateway (its route
+    // through ipsec0 is installed from it).
+    must(&format!(
+        "ip -n {} addr add 2001:db8:ffff::1/128 dev lo",
+        lab.gw
+    ));
+    let conf = gw_conf("auth = psk", "auth = psk\n id = %any", "", "")
+        .replace("pools = pool4", "pools = pool4, pool6")
+        .replace("local_ts = 203.0.113.0/24", "local_ts = 203.0.113.0/24, 2001:db8:ffff::/64")
+        .replace("pools {", "pools {\n    pool6 {\n        addrs = 2001:db8:1::/120\n        dns = 2001:db8:ffff::53\n    }");
+    lab.start_strongswan(&conf, "");
+    std::fs::write(lab.dir.join("psk"), "test-psk-0123456789\n").unwrap();
+    let psk = lab.dir.join("psk").display().to_string();
+    let (code, out, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice@example.com",
+            "--psk-file",
+            &psk,
+            "--ipv6",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    let addrs: Vec<&str> = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(addrs.iter().any(|a| a.starts_with("192.0.2.")), "{addrs:?}");
+    assert!(
+        addrs.iter().any(|a| a.starts_with("2001:db8:1::")),
+        "{addrs:?}"
+    );
+    let dns: Vec<&str> = v["dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        dns.contains(&"203.0.113.53") && dns.contains(&"2001:db8:ffff::53"),
+        "{dns:?}"
+    );
+    assert!(
+        v["ts_remote"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap_or("").starts_with("2001:db8:ffff::")),
+        "{}",
+        v["ts_remote"]
+    );
+}
