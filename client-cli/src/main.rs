@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use acclient_core::crypto::{Secret, SystemRng};
-use acclient_core::driver::{self, Command, DriverOptions, Sockets};
+use acclient_core::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
 use acclient_core::eap::EapType;
+use acclient_core::routes::{Prefix, RouteOptions};
 use acclient_core::settings::{AnyConnectClient, ANYCONNECT_IDENTITY};
 use acclient_core::{
     Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
@@ -47,6 +48,14 @@ enum Cmd {
         /// Profile file.
         file: PathBuf,
     },
+    /// Show the running session: SAs, algorithms, counters, drops, lifetimes, DPD.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put back routes and DNS that a crashed acclient left (also done at every connect).
+    Restore,
 }
 
 #[derive(Args, Clone)]
@@ -154,6 +163,38 @@ struct ConnectArgs {
     /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile).
     #[arg(long, default_value_t = 0)]
     hold: u64,
+    /// Tunnel device name (connect).
+    #[arg(long, short = 'i', default_value = "acvpn0")]
+    interface: String,
+    /// Configure the tunnel with this vpnc-script (openconnect/vpnc environment) instead of
+    /// acclient's own routes and DNS.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Leave DNS alone.
+    #[arg(long)]
+    no_dns: bool,
+    /// Keep the local LAN reachable in a full tunnel (default: the profile's LocalLanAccess,
+    /// else allowed).
+    #[arg(long, conflicts_with = "no_local_lan")]
+    local_lan: bool,
+    /// Send the local LAN through the tunnel too (Cisco's default without LocalLanAccess).
+    #[arg(long)]
+    no_local_lan: bool,
+    /// Also route this prefix through the tunnel (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    split_include: Vec<String>,
+    /// Keep this prefix outside the tunnel (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    split_exclude: Vec<String>,
+    /// Dead peer detection interval in seconds when the gateway sends none (0: off).
+    #[arg(long, default_value_t = 30)]
+    dpd: u64,
+    /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
+    #[arg(long)]
+    no_reconnect: bool,
+    /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead).
+    #[arg(long)]
+    mtu: Option<u32>,
 }
 
 fn main() {
@@ -171,8 +212,20 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    };
     let code = match cli.cmd {
         Cmd::Profiles { file } => profiles(&file).map(|_| 0),
+        Cmd::Status { json } => rt().block_on(status_cmd(json)),
+        Cmd::Restore => rt().block_on(async {
+            let n = driver::netconfig::replay_journal(&driver::netconfig::state_dir()).await?;
+            println!("{n} changes put back");
+            Ok(0)
+        }),
         Cmd::Connect(a) => {
             let mut a = *a;
             a.until_signal = true;
@@ -378,6 +431,9 @@ fn resolve(host: &str) -> Result<SocketAddr> {
 }
 
 struct Plan {
+    /// The profile's AutoReconnect and LocalLanAccess.
+    auto_reconnect: Option<bool>,
+    local_lan: Option<bool>,
     gateway: SocketAddr,
     label: String,
     settings_auth: AuthMethod,
@@ -388,12 +444,14 @@ struct Plan {
 
 fn plan(a: &ConnectArgs) -> Result<Plan> {
     let mut profile_pins = Vec::new();
+    let mut prefs = (None, None);
     let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read profile {}", p.display()))?;
             let prof =
                 acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
+            prefs = (prof.auto_reconnect, prof.local_lan_access);
             // Like Cisco's client: without --host, the first entry of the list.
             let name = a
                 .host
@@ -469,6 +527,8 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
         (None, m) => AuthMethod::Eap(eap_methods(a.eap.as_deref().or(m))?),
     };
     Ok(Plan {
+        auto_reconnect: prefs.0,
+        local_lan: prefs.1,
         gateway,
         label,
         settings_auth: auth,
@@ -532,10 +592,36 @@ fn run_csd_wrapper(
 struct StdinPasswords {
     first: Option<Secret>,
     more: bool,
+    /// Everything given so far, replayed for a reconnect's fresh login.
+    given: Vec<Secret>,
+    replay: std::collections::VecDeque<Secret>,
 }
 
 impl StdinPasswords {
+    fn new(first: Option<Secret>, more: bool) -> Self {
+        StdinPasswords {
+            first,
+            more,
+            given: Vec::new(),
+            replay: Default::default(),
+        }
+    }
+
+    /// A reconnect logs in again with the same answers (in memory only).
+    fn rewind(&mut self) {
+        self.replay = self.given.iter().cloned().collect();
+    }
+
     fn next(&mut self) -> Option<Secret> {
+        if let Some(p) = self.replay.pop_front() {
+            return Some(p);
+        }
+        let p = self.read()?;
+        self.given.push(p.clone());
+        Some(p)
+    }
+
+    fn read(&mut self) -> Option<Secret> {
         if let Some(p) = self.first.take() {
             return Some(p);
         }
@@ -699,6 +785,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     s.retransmit.tries = a.retries;
     s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime.max(10)));
     s.child_lifetime = Some(Duration::from_secs(a.child_lifetime.max(5)));
+    s.dpd_interval = (a.dpd > 0).then(|| Duration::from_secs(a.dpd));
     if a.passwd_on_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -712,10 +799,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     // --passwd-on-stdin: one line per password input (like openconnect), so
     // a second round (wrong password, OTP) reads the next line; when stdin
     // runs out, a non-interactive login stops instead of looping.
-    let mut form_passwords = StdinPasswords {
-        first: s.password.clone(),
-        more: a.passwd_on_stdin,
-    };
+    let mut form_passwords = StdinPasswords::new(s.password.clone(), a.passwd_on_stdin);
     s.trust.anchors = match &a.cafile {
         Some(f) => read_pem_certs(f)?,
         None => {
@@ -736,6 +820,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     tracing::debug!("probe: settings ready");
+    let base = s.clone();
     let session =
         Session::new(s, Box::new(SystemRng), Instant::now()).map_err(|e| anyhow!("{e}"))?;
     tracing::debug!("probe: session created");
@@ -745,7 +830,75 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         ike_keylog: a.ike_keylog.clone(),
         ping: a.ping.map(|d| (d, a.ping_count)),
     };
-    let task = tokio::spawn(driver::run(session, socks, opts, ev_tx, cmd_rx));
+    let tunnel = if a.until_signal {
+        let parse = |v: &[String], what: &str| -> Result<Vec<Prefix>> {
+            v.iter()
+                .map(|x| {
+                    Prefix::parse(x)
+                        .ok_or_else(|| anyhow!("--{what} {x:?} is not an address/length prefix"))
+                })
+                .collect()
+        };
+        let opts = TunnelOptions {
+            interface: a.interface.clone(),
+            routes: RouteOptions {
+                local_lan: if a.no_local_lan {
+                    false
+                } else {
+                    a.local_lan || p.local_lan.unwrap_or(true)
+                },
+                include: parse(&a.split_include, "split-include")?,
+                exclude: parse(&a.split_exclude, "split-exclude")?,
+            },
+            dns: !a.no_dns,
+            script: a.script.clone(),
+            state_dir: driver::netconfig::state_dir(),
+            mtu: a.mtu,
+        };
+        if opts.script.is_none() {
+            // Anything a crashed run left behind goes back before we start.
+            let n = driver::netconfig::replay_journal(&opts.state_dir)
+                .await
+                .context("cannot put back what a previous run changed")?;
+            if n > 0 {
+                eprintln!("Restored {n} network changes left by a previous acclient run.");
+            }
+        }
+        socks.grow_buffers(4 << 20);
+        Tunnel::new(Some(opts))
+    } else {
+        Tunnel::new(None)
+    };
+    let reconnect = if a.until_signal && !a.no_reconnect && p.auto_reconnect != Some(false) {
+        let (gw, src) = (p.gateway, a.source);
+        let make: driver::Reconnect = Box::new(move || {
+            let mut st = base.clone();
+            Box::pin(async move {
+                let socks = Sockets::bind(gw, 4500, src, ike_port, nat_port).await?;
+                socks.grow_buffers(4 << 20);
+                st.local = socks.local_addr()?;
+                let sess = Session::new(st, Box::new(SystemRng), Instant::now())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok((sess, socks))
+            })
+        });
+        Some((
+            make,
+            driver::ReconnectPolicy {
+                give_up_after: Duration::from_secs(600),
+            },
+        ))
+    } else {
+        None
+    };
+    let control = if a.until_signal {
+        control_socket(cmd_tx.clone())
+    } else {
+        None
+    };
+    let task = tokio::spawn(driver::run(
+        session, socks, opts, tunnel, reconnect, ev_tx, cmd_rx,
+    ));
     let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
     let deadline = tokio::time::sleep(Duration::from_secs(a.timeout));
     tokio::pin!(deadline);
@@ -754,6 +907,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let mut closing = false;
     let mut gave_up = false;
     let mut hold: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
+    let mut early_exit: Option<i32> = None;
     loop {
         let ev = tokio::select! {
             e = ev_rx.recv() => e,
@@ -793,6 +947,13 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             eprintln!("Establishing VPN session...");
                         }
                         Progress::Eap(m) => eprintln!("Authenticating with EAP-{m}..."),
+                        Progress::Reconnecting { attempt, reason } => {
+                            eprintln!(
+                                "Connection lost ({reason}); reconnecting (attempt {attempt})..."
+                            );
+                            form_passwords.rewind();
+                        }
+                        Progress::Reconnected => eprintln!("Reconnected."),
                         other => tracing::info!("{other:?}"),
                     }
                 }
@@ -851,6 +1012,9 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             Event::ChildSa(_) => {}
             Event::Connected(cfg) => {
                 let cfg = *cfg;
+                if connected.is_some() {
+                    continue; // a reconnect: already reported
+                }
                 connect_ms = started.elapsed().as_millis();
                 // The login banner: shown always; a person must accept it, as
                 // with Cisco's client (non-interactive use accepts by running).
@@ -891,19 +1055,29 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             }
             Event::Disconnected(r) => {
                 if gave_up && connected.is_none() {
-                    return Ok(DisconnectReason::TimedOut(0).exit_code());
-                }
-                if connected.is_none() || hold.is_some() {
+                    early_exit = Some(DisconnectReason::TimedOut(0).exit_code());
+                } else if connected.is_none() || hold.is_some() {
                     eprintln!("acclient: {r}");
-                    return Ok(r.exit_code());
+                    early_exit = Some(r.exit_code());
                 }
                 break;
             }
         }
     }
-    let reason = task
-        .await
-        .unwrap_or(DisconnectReason::Local("driver task failed".into()));
+    let (reason, tunnel) = match task.await {
+        Ok(x) => x,
+        Err(_) => (
+            DisconnectReason::Local("driver task failed".into()),
+            Tunnel::new(None),
+        ),
+    };
+    tunnel.close().await;
+    if let Some(path) = control {
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(code) = early_exit {
+        return Ok(code);
+    }
     let Some((cfg, st)) = connected else {
         eprintln!("acclient: {reason}");
         return Ok(reason.exit_code().max(1));
@@ -913,6 +1087,200 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         return Ok(0);
     }
     print_result(&a, &p, &cfg, st.as_ref(), connect_ms);
+    Ok(0)
+}
+
+/// Serves `acclient status` on `control.sock` in the state directory: each
+/// connection gets one JSON snapshot (root-only directory; no secrets in it).
+fn control_socket(cmd: mpsc::UnboundedSender<Command>) -> Option<PathBuf> {
+    use tokio::io::AsyncWriteExt;
+    let dir = driver::netconfig::state_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!("no status socket: {}: {e}", dir.display());
+        return None;
+    }
+    let path = dir.join("control.sock");
+    let _ = std::fs::remove_file(&path);
+    let l = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("no status socket at {}: {e}", path.display());
+            return None;
+        }
+    };
+    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if cmd.send(Command::Status(tx)).is_err() {
+                break;
+            }
+            if let Ok(st) = rx.await {
+                let _ = c.write_all(status_json(&st).to_string().as_bytes()).await;
+            }
+        }
+    });
+    Some(path)
+}
+
+fn status_json(s: &driver::Status) -> serde_json::Value {
+    let hex = acclient_core::crypto::hex;
+    let e = &s.esp;
+    serde_json::json!({
+        "state": format!("{:?}", s.state),
+        "interface": s.interface,
+        "addresses": s.addresses,
+        "mtu": s.mtu,
+        "uptime_s": s.uptime,
+        "reconnects": s.reconnects,
+        "local": s.local.1.to_string(),
+        "remote": s.remote.to_string(),
+        "nat_t": s.nat_t,
+        "behind_nat": s.behind_nat,
+        "ike": {
+            "spi_i": hex(&s.ike_spis.0), "spi_r": hex(&s.ike_spis.1),
+            "algorithms": s.ike_suite, "rekey_in_s": s.rekey_in.0,
+            "sent": s.stats.ike_sent, "received": s.stats.ike_received,
+            "retransmits": s.stats.retransmits, "dropped": s.stats.dropped,
+            "rekeys": s.stats.ike_rekeys,
+        },
+        "child": {
+            "spi_in": s.child_spis.map(|c| format!("{:08x}", c.0)),
+            "spi_out": s.child_spis.map(|c| format!("{:08x}", c.1)),
+            "algorithms": s.esp_suite, "rekey_in_s": s.rekey_in.1,
+            "rekeys": s.stats.child_rekeys,
+            "ts_local": s.ts.0, "ts_remote": s.ts.1,
+        },
+        "esp": {
+            "tx_packets": e.tx_packets, "tx_bytes": e.tx_bytes,
+            "rx_packets": e.rx_packets, "rx_bytes": e.rx_bytes,
+            "drop_replay": e.drop_replay, "drop_integrity": e.drop_integrity,
+            "drop_unknown_spi": e.drop_unknown_spi, "drop_malformed": e.drop_malformed,
+            "drop_tx": e.drop_tx, "keepalives": e.keepalives,
+        },
+        "dpd": {
+            "interval_s": s.dpd.0, "last_heard_s": s.dpd.1, "probe_in_flight": s.dpd.2,
+            "answered": s.stats.dpd_answered,
+        },
+        "session_id": s.session_id,
+    })
+}
+
+/// `acclient status`: asks the running `connect` over its control socket.
+async fn status_cmd(json: bool) -> Result<i32> {
+    use tokio::io::AsyncReadExt;
+    let path = driver::netconfig::state_dir().join("control.sock");
+    let mut c = tokio::net::UnixStream::connect(&path)
+        .await
+        .with_context(|| format!("no running acclient connect ({})", path.display()))?;
+    let mut buf = String::new();
+    c.read_to_string(&mut buf).await?;
+    let v: serde_json::Value = serde_json::from_str(&buf).context("bad status answer")?;
+    if json {
+        println!("{v}");
+        return Ok(0);
+    }
+    let g = |p: &str| -> String {
+        match v.pointer(p) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "-".into(),
+            Some(x) => x.to_string(),
+        }
+    };
+    // The layout of IOS `show crypto ikev2 sa detail` and `show crypto ipsec sa`.
+    println!(
+        "IKEv2 SA: Status {}, {} reconnect(s), up {} s",
+        g("/state"),
+        g("/reconnects"),
+        g("/uptime_s")
+    );
+    println!(
+        "  Local {}  Remote {}  NAT-T {}{}",
+        g("/local"),
+        g("/remote"),
+        g("/nat_t"),
+        if v.pointer("/behind_nat") == Some(&serde_json::Value::Bool(true)) {
+            " (we are behind NAT)"
+        } else {
+            ""
+        }
+    );
+    println!("      Encryption/PRF/DH: {}", g("/ike/algorithms"));
+    println!(
+        "      Local spi: {}  Remote spi: {}",
+        g("/ike/spi_i"),
+        g("/ike/spi_r")
+    );
+    println!(
+        "      Rekey in: {} sec, rekeys done: {}",
+        g("/ike/rekey_in_s"),
+        g("/ike/rekeys")
+    );
+    println!("      DPD configured for {} seconds, last heard {} s ago, probe in flight: {}, answered {}",
+        g("/dpd/interval_s"), g("/dpd/last_heard_s"), g("/dpd/probe_in_flight"), g("/dpd/answered"));
+    println!(
+        "      IKE messages: {} sent, {} received, {} retransmits, {} dropped",
+        g("/ike/sent"),
+        g("/ike/received"),
+        g("/ike/retransmits"),
+        g("/ike/dropped")
+    );
+    println!();
+    println!(
+        "interface: {}  addresses: {}  MTU {}",
+        g("/interface"),
+        v.pointer("/addresses")
+            .and_then(|a| a.as_array())
+            .map(|a| a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(" "))
+            .unwrap_or_default(),
+        g("/mtu")
+    );
+    println!(
+        "   local  ident: {}",
+        v.pointer("/child/ts_local")
+            .map(|x| x.to_string())
+            .unwrap_or_default()
+    );
+    println!(
+        "   remote ident: {}",
+        v.pointer("/child/ts_remote")
+            .map(|x| x.to_string())
+            .unwrap_or_default()
+    );
+    println!(
+        "    #pkts encaps: {}, #bytes: {}, #send errors: {}",
+        g("/esp/tx_packets"),
+        g("/esp/tx_bytes"),
+        g("/esp/drop_tx")
+    );
+    println!(
+        "    #pkts decaps: {}, #bytes: {}",
+        g("/esp/rx_packets"),
+        g("/esp/rx_bytes")
+    );
+    println!("    #pkts replay failed: {}, #pkts auth failed (ICV): {}, #pkts invalid spi: {}, #pkts malformed: {}",
+        g("/esp/drop_replay"), g("/esp/drop_integrity"), g("/esp/drop_unknown_spi"), g("/esp/drop_malformed"));
+    println!("    #NAT-T keepalives sent: {}", g("/esp/keepalives"));
+    println!("     inbound esp sas:");
+    println!(
+        "      spi: 0x{}  transform: {}",
+        g("/child/spi_in"),
+        g("/child/algorithms")
+    );
+    println!(
+        "        sa timing: rekey in (sec): {}",
+        g("/child/rekey_in_s")
+    );
+    println!("     outbound esp sas:");
+    println!(
+        "      spi: 0x{}  transform: {}",
+        g("/child/spi_out"),
+        g("/child/algorithms")
+    );
     Ok(0)
 }
 
@@ -1046,7 +1414,7 @@ fn print_result(
             "banner": cfg.cisco.banner,
             "session_id": st.and_then(|s| s.session_id.clone()),
             "esp": st.map(|s| serde_json::json!({
-                "sent": s.esp.sent, "received": s.esp.received, "dropped": s.esp.dropped, "echo_replies": s.esp.echo_replies,
+                "sent": s.esp.tx_packets, "received": s.esp.rx_packets, "dropped": s.esp.dropped(), "echo_replies": s.esp.echo_replies,
             })),
             "cisco": {
                 "mtu": cfg.cisco.mtu, "dpd_s": cfg.cisco.dpd_interval, "keepalive_s": cfg.cisco.keepalive_interval,

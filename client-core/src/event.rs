@@ -149,6 +149,15 @@ pub enum Progress {
     ChildRekeyed,
     /// A DPD / liveness check from the gateway was answered.
     DpdAnswered,
+    /// The session was lost; reconnecting (attempt number, why).
+    Reconnecting {
+        /// 1, 2, ...
+        attempt: u32,
+        /// What ended the previous session.
+        reason: String,
+    },
+    /// Connected again after a loss, same tunnel settings kept.
+    Reconnected,
 }
 
 /// Why the session ended.
@@ -179,6 +188,9 @@ pub enum DisconnectReason {
     /// The gateway did not answer.
     #[error("no answer from the gateway after {0} retransmissions")]
     TimedOut(u32),
+    /// An established session's gateway stopped answering DPD probes.
+    #[error("the gateway stopped answering (dead peer detection, nothing heard for {0} s)")]
+    DeadPeer(u64),
     /// Fragments missing for too long.
     #[error("incomplete fragmented message from the gateway: {0}")]
     Reassembly(String),
@@ -231,7 +243,7 @@ impl DisconnectReason {
             DisconnectReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED) => 2,
             DisconnectReason::CertificateRefused { .. }
             | DisconnectReason::GatewayAuthFailed(_) => 3,
-            DisconnectReason::TimedOut(_) => 4,
+            DisconnectReason::TimedOut(_) | DisconnectReason::DeadPeer(_) => 4,
             DisconnectReason::Local(_) => 1,
             _ => 5,
         }

@@ -22,6 +22,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod ike;
 pub mod profile;
+pub mod routes;
 pub mod settings;
 pub mod wire;
 

@@ -170,6 +170,13 @@ pub struct Settings {
     pub ike_lifetime: Option<Duration>,
     /// Rekey our own CHILD SA after this long.
     pub child_lifetime: Option<Duration>,
+    /// Dead peer detection: probe after half this long without a word from
+    /// the gateway, declare it dead after this long. The gateway's Cisco
+    /// attribute 28709 overrides it; None turns DPD off.
+    pub dpd_interval: Option<Duration>,
+    /// NAT-T keepalive interval when we are behind a NAT (RFC 3948 §2.3);
+    /// Cisco attribute 28710 overrides it.
+    pub keepalive_interval: Duration,
 }
 
 impl Settings {
@@ -200,6 +207,8 @@ impl Settings {
             retransmit: Retransmit::default(),
             ike_lifetime: Some(Duration::from_secs(4 * 3600)),
             child_lifetime: Some(Duration::from_secs(3600)),
+            dpd_interval: Some(Duration::from_secs(30)),
+            keepalive_interval: Duration::from_secs(20),
         }
     }
 }

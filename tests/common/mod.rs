@@ -131,6 +131,7 @@ pub struct Lab {
     pub dir: PathBuf,
     charon: Option<Child>,
     procs: Vec<Child>,
+    acgw_pids: Vec<u32>,
 }
 
 impl Lab {
@@ -149,6 +150,7 @@ impl Lab {
             dir,
             charon: None,
             procs: Vec::new(),
+            acgw_pids: Vec::new(),
         };
         must(&format!(
             "set -e; ip netns add {gw}; ip netns add {cl}
@@ -156,7 +158,9 @@ impl Lab {
              ip -n {gw} addr add {GW}/24 dev veth-gw; ip -n {cl} addr add {CL}/24 dev veth-cl
              ip -n {gw} addr add 203.0.113.1/32 dev lo
              ip -n {gw} link set lo up; ip -n {cl} link set lo up
-             ip -n {gw} link set veth-gw up; ip -n {cl} link set veth-cl up"
+             ip -n {gw} link set veth-gw up; ip -n {cl} link set veth-cl up
+             mkdir -p /etc/netns/{cl}
+             printf 'nameserver 198.51.100.53\nsearch lab.example\n' > /etc/netns/{cl}/resolv.conf"
         ));
         lab
     }
@@ -297,12 +301,24 @@ swanctl {{
             .stderr(log)
             .spawn()
             .expect("start acgateway");
+        self.acgw_pids.push(child.id());
         self.procs.push(child);
         assert!(
             self.wait_acgw("listening on", 5),
             "acgateway did not start: {}",
             self.acgw_log()
         );
+    }
+
+    /// Kills the test gateway(s) started so far (by PID) and waits for them.
+    pub fn kill_acgateway(&mut self) {
+        for pid in std::mem::take(&mut self.acgw_pids) {
+            if let Some(i) = self.procs.iter().position(|c| c.id() == pid) {
+                let mut c = self.procs.remove(i);
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
     }
 
     pub fn acgw_log(&self) -> String {
@@ -354,6 +370,7 @@ swanctl {{
         let mut c = Command::new("ip")
             .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
             .args(args)
+            .env("ACCLIENT_STATE_DIR", self.state_dir())
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -388,6 +405,87 @@ swanctl {{
         ];
         args.extend_from_slice(extra);
         self.acclient(&args, "alice-password\n")
+    }
+
+    /// This lab's acclient state directory (journal, status socket).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Starts `acclient ARGS` in the background in the client namespace;
+    /// its output goes to `name`.log in the lab directory. Returns the PID.
+    pub fn spawn_acclient(&mut self, name: &str, args: &[&str], stdin: &str) -> u32 {
+        use std::io::Write;
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
+            .args(args)
+            .env("ACCLIENT_STATE_DIR", self.state_dir())
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("run acclient");
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let pid = c.id();
+        self.procs.push(c);
+        pid
+    }
+
+    pub fn log_of(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Waits (at most `secs`) until `name`.log contains `pat`.
+    pub fn wait_for(&self, name: &str, pat: &str, secs: u64) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if self.log_of(name).contains(pat) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Sends `sig` to a process we started and waits (at most 10 s) for it.
+    pub fn signal(&mut self, pid: u32, sig: &str) -> Option<i32> {
+        let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        let i = self.procs.iter().position(|c| c.id() == pid)?;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(st)) = self.procs[i].try_wait() {
+                let _ = self.procs.remove(i).wait();
+                return Some(st.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// A shell command in the client namespace.
+    pub fn in_cl(&self, script: &str) -> Output {
+        run(Command::new("ip").args(["netns", "exec", &self.cl, "sh", "-c", script]))
+    }
+
+    /// A shell command in the gateway namespace.
+    pub fn in_gw(&self, script: &str) -> Output {
+        run(Command::new("ip").args(["netns", "exec", &self.gw, "sh", "-c", script]))
+    }
+
+    /// `acclient status --json` of this lab's running client.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, out, err, _) = self.acclient(&["status", "--json"], "");
+        assert_eq!(code, 0, "status failed: {err}");
+        serde_json::from_str(&out).expect("status JSON")
+    }
+
+    /// The client namespace's routes, addresses and resolver, to compare.
+    pub fn client_net_state(&self) -> String {
+        let o = self.in_cl(
+            "ip -4 route show table all; ip -6 route show table all | grep -Ev '^local|fe80|^multicast|^anycast'; ip -br addr; ip -br link; cat /etc/resolv.conf",
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     pub fn ca(&self, name: &str) -> String {
@@ -426,6 +524,7 @@ impl Drop for Lab {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.gw]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.cl]).status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.cl));
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

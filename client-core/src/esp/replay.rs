@@ -21,6 +21,27 @@ impl ReplayWindow {
         (i / 64, 1u64 << (i % 64))
     }
 
+    /// The full 64-bit number for the low 32 bits on the wire (ESN,
+    /// RFC 4303 Appendix A2.2): the high half is the window's, or one more
+    /// / one less when the low half wrapped relative to the window.
+    pub fn infer(&self, seq_lo: u32) -> u64 {
+        let tl = self.top as u32;
+        let th = (self.top >> 32) as u32;
+        let w = SIZE as u32;
+        let hi = if tl >= w - 1 {
+            if seq_lo > tl - w {
+                th
+            } else {
+                th.wrapping_add(1)
+            }
+        } else if seq_lo >= tl.wrapping_sub(w - 1) && th > 0 {
+            th - 1
+        } else {
+            th
+        };
+        ((hi as u64) << 32) | seq_lo as u64
+    }
+
     /// Whether `seq` may be accepted (does not change the window).
     pub fn check(&self, seq: u64) -> Result<(), Replayed> {
         if seq == 0 || (self.top >= SIZE && seq <= self.top - SIZE) {

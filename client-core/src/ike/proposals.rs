@@ -159,7 +159,9 @@ pub fn esp_proposals(spi: u32, legacy: bool, pfs: Option<DhId>) -> SaPayload {
         if let Some(g) = pfs {
             v.push(Transform::new(T::DH, g.0));
         }
+        // Both: a gateway that wants 64-bit sequence numbers (RFC 4303 §2.2.1) may pick ESN.
         v.push(Transform::new(T::ESN, EsnId::NO_ESN.0));
+        v.push(Transform::new(T::ESN, EsnId::ESN.0));
     }
     let spi = spi.to_be_bytes().to_vec();
     SaPayload {
@@ -325,7 +327,7 @@ pub fn choose_from_peer(
                     Some(g) => t.id == g.0,
                     None => t.id == DhId::NONE.0,
                 },
-                T::ESN => t.id == EsnId::NO_ESN.0,
+                T::ESN => t.id == EsnId::NO_ESN.0 || t.id == EsnId::ESN.0,
                 _ => false,
             });
             match pick {

@@ -109,8 +109,12 @@ enum Timer {
     IkeRekey = 2,
     /// Our own CHILD SA rekey.
     ChildRekey = 3,
+    /// Dead peer detection: probe when the gateway has been silent.
+    Dpd = 4,
+    /// NAT-T keepalive (RFC 3948 §2.3), only when we are behind a NAT.
+    Keepalive = 5,
 }
-const TIMERS: usize = 4;
+const TIMERS: usize = 6;
 
 /// The keys and parameters of an established IKE SA.
 struct IkeSa {
@@ -180,6 +184,8 @@ enum Purpose {
     ChildRekey,
     IkeRekey,
     DeleteChild,
+    /// An empty INFORMATIONAL as a liveness check (§1.4, DPD).
+    Dpd,
 }
 
 struct Outstanding {
@@ -257,6 +263,12 @@ pub struct Session {
     rekey: Option<RekeyData>,
     /// The AnyConnect `complete` document (session id, secret token), for reconnects.
     anyconnect_session: Option<crate::eap::anyconnect::xml::Complete>,
+    /// Last time anything authentic arrived from the gateway (IKE or ESP).
+    last_inbound: Option<Instant>,
+    /// NAT-D said our address is translated.
+    behind_nat: bool,
+    /// A NAT-T keepalive is due in the next `poll_transmit`.
+    keepalive_due: bool,
 }
 
 struct RekeyData {
@@ -303,6 +315,9 @@ impl Session {
             last_reassembly_error: None,
             rekey: None,
             anyconnect_session: None,
+            last_inbound: None,
+            behind_nat: false,
+            keepalive_due: false,
         };
         if let LocalAuth::Eap(m) = &s.settings.auth {
             if m.is_empty() {
@@ -339,6 +354,16 @@ impl Session {
     /// Negotiated ESP algorithms.
     pub fn esp_suite(&self) -> Option<String> {
         self.child.as_ref().map(|c| c.suite.name())
+    }
+
+    /// The CHILD SA's ESP algorithms (to size the tunnel MTU).
+    pub fn child_suite(
+        &self,
+    ) -> Option<(
+        crate::crypto::cipher::Encr,
+        Option<crate::crypto::cipher::Integ>,
+    )> {
+        self.child.as_ref().map(|c| (c.suite.encr, c.suite.integ))
     }
 
     /// IKE SPIs (initiator, responder) of the current IKE SA.
@@ -515,6 +540,7 @@ impl Session {
                 self.retransmit(now);
             }
         }
+        self.liveness_timers(now);
         for (timer, purpose) in [
             (Timer::IkeRekey, Purpose::IkeRekey),
             (Timer::ChildRekey, Purpose::ChildRekey),
@@ -531,6 +557,113 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Tells the session that an authentic ESP packet arrived (the driver
+    /// opened it with this session's keys): the gateway is alive, no DPD
+    /// probe is needed (RFC 3706 spirit: probe only an idle peer).
+    pub fn note_inbound(&mut self, now: Instant) {
+        self.last_inbound = Some(now);
+    }
+
+    /// Asks for a CHILD SA rekey now (the data plane saw its sequence
+    /// counter near the end, or a user/test asked).
+    pub fn rekey_child(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.timers[Timer::ChildRekey as usize] = Some(now);
+        }
+    }
+
+    /// Asks for an IKE SA rekey now.
+    pub fn rekey_ike(&mut self, now: Instant) {
+        if self.state == State::Established {
+            self.timers[Timer::IkeRekey as usize] = Some(now);
+        }
+    }
+
+    /// When our own IKE and CHILD rekeys are due (for `status`).
+    pub fn rekey_deadlines(&self) -> (Option<Instant>, Option<Instant>) {
+        (
+            self.timers[Timer::IkeRekey as usize],
+            self.timers[Timer::ChildRekey as usize],
+        )
+    }
+
+    /// The DPD interval in force (the gateway's, else ours), if any.
+    pub fn dpd_interval(&self) -> Option<Duration> {
+        match self.config.cisco.dpd_interval {
+            Some(0) => None,
+            Some(s) => Some(Duration::from_secs(s as u64)),
+            None => self.settings.dpd_interval,
+        }
+    }
+
+    /// Liveness as `status` shows it: when we last heard from the gateway
+    /// and whether a DPD probe is in flight.
+    pub fn liveness(&self) -> (Option<Instant>, bool) {
+        (
+            self.last_inbound,
+            self.outstanding
+                .as_ref()
+                .is_some_and(|o| o.purpose == Purpose::Dpd),
+        )
+    }
+
+    /// Whether NAT-D found our own address translated (keepalives are sent).
+    pub fn behind_nat(&self) -> bool {
+        self.behind_nat
+    }
+
+    fn keepalive_interval(&self) -> Duration {
+        match self.config.cisco.keepalive_interval {
+            Some(s) if s > 0 => Duration::from_secs(s as u64),
+            _ => self.settings.keepalive_interval,
+        }
+    }
+
+    /// Arms DPD and keepalives once established.
+    fn arm_liveness(&mut self, now: Instant) {
+        self.last_inbound = Some(now);
+        self.timers[Timer::Dpd as usize] = self.dpd_interval().map(|i| now + i / 2);
+        self.timers[Timer::Keepalive as usize] =
+            self.behind_nat.then(|| now + self.keepalive_interval());
+    }
+
+    fn liveness_timers(&mut self, now: Instant) {
+        if self.state != State::Established {
+            return;
+        }
+        if self.timers[Timer::Keepalive as usize].is_some_and(|t| now >= t) {
+            self.keepalive_due = true;
+            self.timers[Timer::Keepalive as usize] = Some(now + self.keepalive_interval());
+        }
+        let Some(t) = self.timers[Timer::Dpd as usize] else {
+            return;
+        };
+        if now < t {
+            return;
+        }
+        let Some(interval) = self.dpd_interval() else {
+            self.timers[Timer::Dpd as usize] = None;
+            return;
+        };
+        let idle_since = self.last_inbound.unwrap_or(now);
+        let due = idle_since + interval / 2;
+        if now < due {
+            self.timers[Timer::Dpd as usize] = Some(due);
+            return;
+        }
+        if self.outstanding.is_some() {
+            // Any exchange in flight is itself a liveness check: its
+            // retransmits end the session if the gateway is gone.
+            self.timers[Timer::Dpd as usize] = Some(now + interval / 2);
+            return;
+        }
+        debug!("gateway silent for {:?}: DPD probe", now - idle_since);
+        self.send_request(now, ExchangeType::INFORMATIONAL, &[], Purpose::Dpd);
+        let step = dpd_step(interval);
+        self.timers[Timer::Retransmit as usize] = Some(now + step);
+        self.timers[Timer::Dpd as usize] = Some(now + interval / 2);
     }
 
     /// Answers a prompt.
@@ -642,6 +775,17 @@ impl Session {
 
     /// The next datagram to send, written into `buf`.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if std::mem::take(&mut self.keepalive_due) {
+            buf.clear();
+            buf.push(0xff);
+            let mut destination = self.settings.gateway;
+            destination.set_port(self.settings.nat_port);
+            return Some(Transmit {
+                destination,
+                size: 1,
+                nat_t: true,
+            });
+        }
         let d = self.transmits.pop_front()?;
         buf.clear();
         if self.nat_t {
@@ -792,6 +936,22 @@ impl Session {
             self.timers[Timer::Retransmit as usize] = None;
             return;
         };
+        if o.purpose == Purpose::Dpd {
+            if o.tries >= DPD_PROBES {
+                let silent = self
+                    .last_inbound
+                    .map_or(0, |t| now.saturating_duration_since(t).as_secs());
+                self.fail(DisconnectReason::DeadPeer(silent));
+                return;
+            }
+            o.tries += 1;
+            self.stats.retransmits += 1;
+            let d = o.datagrams.clone();
+            self.transmits.extend(d);
+            let step = self.dpd_interval().map_or(Duration::from_secs(1), dpd_step);
+            self.timers[Timer::Retransmit as usize] = Some(now + step);
+            return;
+        }
         if o.tries >= max {
             let tries = o.tries;
             if self.state == State::Closing {
@@ -1114,6 +1274,7 @@ impl Session {
         self.peer_cisco_fragmentation = cisco_frag;
         self.outstanding = None;
         let nat = gw_natted || me_natted;
+        self.behind_nat = me_natted;
         self.ike = Some(IkeSa::new(suite, keys, self.spi_i, spi_r, true));
         if let Some(ike) = self.ike.as_mut() {
             ike.next_id = 1;
@@ -1310,6 +1471,7 @@ impl Session {
                     .inp
                     .open(data, HEADER_LEN + 4)
                     .map_err(|_| "integrity check failed")?;
+                self.last_inbound = Some(now);
                 Ok(Some((inner_first, pt)))
             }
             PayloadBody::Skf(Skf { number, total, .. }) => {
@@ -1318,6 +1480,7 @@ impl Session {
                     .inp
                     .open(data, HEADER_LEN + 8)
                     .map_err(|_| "integrity check failed on a fragment")?;
+                self.last_inbound = Some(now);
                 let max_f = self.settings.max_fragments;
                 let max_b = self.settings.max_reassembled;
                 if self
@@ -1396,6 +1559,10 @@ impl Session {
                 self.on_rekey_response(now, purpose, first, &pt)
             }
             Purpose::DeleteChild => debug!("old CHILD SA deleted"),
+            Purpose::Dpd => {
+                debug!("DPD answered");
+                self.stats.dpd_answered += 1;
+            }
             Purpose::SaInit => {}
         }
         Received::Consumed
@@ -2032,6 +2199,7 @@ impl Session {
         self.state = State::Established;
         self.arm_lifetime(now, Timer::IkeRekey);
         self.arm_lifetime(now, Timer::ChildRekey);
+        self.arm_liveness(now);
         self.events.push_back(Event::ChildSa(Box::new(info)));
         self.events.push_back(Event::Connected(Box::new(cfg)));
     }
@@ -2655,6 +2823,15 @@ impl Session {
 /// The data-plane view of a CHILD SA. RFC 7296 §2.17 takes KEYMAT for the
 /// initiator→responder direction first, where "initiator" is whoever started
 /// the exchange that created this SA (the gateway, for its rekeys).
+/// DPD retransmissions after the first probe; with [`dpd_step`] spacing the
+/// whole check spans half the interval, so a dead gateway is declared within
+/// one interval of the last thing heard from it.
+const DPD_PROBES: u32 = 4;
+
+fn dpd_step(interval: Duration) -> Duration {
+    (interval / (2 * (DPD_PROBES + 1))).max(Duration::from_millis(100))
+}
+
 fn child_info(c: &ChildSa, keys: keymat::ChildKeys, we_initiated: bool) -> ChildSaInfo {
     let keymat::ChildKeys {
         encr_i,

@@ -64,6 +64,16 @@ struct Knobs {
     host_scan: bool,
     /// Send a broken document: `xml` (auth-request), `tlv` (EAP TLV), `cp` (CFG_REPLY).
     malformed: Option<String>,
+    /// Carry traffic: a TUN device of this name routes the pool (ESP data plane).
+    tun: Option<String>,
+    /// Only accept this ESP suite: `gcm256` or `cbc256-sha1`.
+    esp_suite: Option<String>,
+    /// Every 10th ESP packet to a client also goes out replayed, corrupted and with a bogus SPI.
+    esp_faults: bool,
+    /// Split-include subnets in the CFG_REPLY (INTERNAL_IP4_SUBNET).
+    split: Vec<(Ipv4Addr, u8)>,
+    /// Cisco DPD interval attribute (seconds, default 30).
+    dpd_attr: u32,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -92,7 +102,10 @@ fn parse_args() -> Args {
         (Ipv4Addr::UNSPECIFIED, 0),
         0,
     );
-    let mut knobs = Knobs::default();
+    let mut knobs = Knobs {
+        dpd_attr: 30,
+        ..Default::default()
+    };
     while let Some(flag) = a.next() {
         let mut val = || {
             a.next()
@@ -173,6 +186,20 @@ fn parse_args() -> Args {
                 )
             }
             "--malformed" => knobs.malformed = Some(val()),
+            "--tun" => knobs.tun = Some(val()),
+            "--esp-suite" => knobs.esp_suite = Some(val()),
+            "--esp-faults" => knobs.esp_faults = true,
+            "--dpd-attr" => {
+                knobs.dpd_attr = val().parse().unwrap_or_else(|_| usage("bad --dpd-attr"))
+            }
+            "--split" => {
+                let v = val();
+                let (n, l) = v
+                    .split_once('/')
+                    .and_then(|(n, l)| Some((n.parse().ok()?, l.parse().ok()?)))
+                    .unwrap_or_else(|| usage("--split NET/LEN"));
+                knobs.split.push((n, l));
+            }
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -234,6 +261,7 @@ struct Sa {
 }
 
 struct Gw {
+    dp: Arc<DataPlane>,
     a: Args,
     sas: HashMap<[u8; 8], Sa>,
     next_lease: u32,
@@ -1050,19 +1078,73 @@ impl Gw {
         }
         let r_oct = signed_octets(&sa.msg2, &sa.ni, &prf, sa.keys.sk_pr.expose(), &sa.idr_body);
         let my_auth = shared_key_auth(&prf, sa.keys.sk_pr.expose(), &r_oct);
-        let Some(mut esp) = proposals::choose_from_peer(&sa.child_offer, ProtocolId::ESP, None)
-        else {
+        let offer = restrict(&sa.child_offer, self.a.knobs.esp_suite.as_deref());
+        let Some(mut esp) = proposals::choose_from_peer(&offer, ProtocolId::ESP, None) else {
             let n = [Payload::from(PayloadBody::Notify(Notify::new(
                 NotifyType::NO_PROPOSAL_CHOSEN,
                 &[],
             )))];
             return self.seal(spi_r, ExchangeType::IKE_AUTH, id, &n);
         };
+        let client_spi = offer
+            .proposals
+            .iter()
+            .find(|p| p.num == esp.num)
+            .map(|p| p.spi.clone())
+            .unwrap_or_default();
         let mut spi = [0u8; 4];
         self.rng.fill(&mut spi);
         esp.spi = spi.to_vec();
         let sa = self.sas.get_mut(&spi_r).expect("SA");
         sa.lease = Ipv4Addr::from(u32::from(pool) + lease_n);
+        if let Ok((suite, _)) = proposals::select_esp(
+            &SaPayload {
+                proposals: vec![esp.clone()],
+            },
+            &SaPayload {
+                proposals: vec![esp.clone()],
+            },
+        ) {
+            let l = KeyLengths {
+                integ: suite.integ.map_or(0, |i| i.key_len()),
+                encr: suite.encr.key_len(),
+            };
+            let k = keymat::child_keys(
+                &sa.suite.prf,
+                sa.keys.sk_d.expose(),
+                None,
+                &sa.ni,
+                &sa.nr,
+                l,
+            );
+            let info = acclient_core::event::ChildSaInfo {
+                spi_in: u32::from_be_bytes(spi),
+                spi_out: client_spi
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0),
+                encr: suite.encr,
+                integ: suite.integ,
+                esn: suite.esn,
+                encr_out: k.encr_r,
+                integ_out: k.integ_r,
+                encr_in: k.encr_i,
+                integ_in: k.integ_i,
+                ts_local: vec![],
+                ts_remote: vec![],
+            };
+            if let (Some(peer), Some(e)) = (sa.peer, acclient_core::esp::EspSa::new(&info)) {
+                log(&format!(
+                    "ESP {} SPIs {:08x}_i {:08x}_o for {}",
+                    suite.name(),
+                    info.spi_in,
+                    info.spi_out,
+                    sa.lease
+                ));
+                self.dp.add(sa.lease, peer, e);
+            }
+        }
         sa.stage = Stage::Up;
         let lease = sa.lease;
         let complete_xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>32768</session-id><session-token>{}</session-token></config-auth>\0", sa.token);
@@ -1070,13 +1152,26 @@ impl Gw {
         let octets = lease.octets();
         let mask = [255u8, 255, 255, 255];
         let dns_o = dns.map(|d| d.octets());
-        let (u0, u1800, u30, u20) = (
+        let (u0, u1800, u20) = (
             0u32.to_be_bytes(),
             1800u32.to_be_bytes(),
-            30u32.to_be_bytes(),
             20u32.to_be_bytes(),
         );
         let mtu = 1406u16.to_be_bytes();
+        let dpd_attr = self.a.knobs.dpd_attr.to_be_bytes();
+        let split: Vec<[u8; 8]> = self
+            .a
+            .knobs
+            .split
+            .iter()
+            .map(|(n, l)| {
+                let m = if *l == 0 { 0 } else { u32::MAX << (32 - l) };
+                let mut v = [0u8; 8];
+                v[..4].copy_from_slice(&n.octets());
+                v[4..].copy_from_slice(&m.to_be_bytes());
+                v
+            })
+            .collect();
         let mut attrs = vec![
             CfgAttribute {
                 ty: CfgAttr::INTERNAL_IP4_ADDRESS,
@@ -1108,7 +1203,7 @@ impl Gw {
             },
             CfgAttribute {
                 ty: CfgAttr(cisco::DPD),
-                value: &u30,
+                value: &dpd_attr,
             },
             CfgAttribute {
                 ty: CfgAttr(cisco::KEEPALIVE),
@@ -1123,6 +1218,12 @@ impl Gw {
                 value: complete_xml.as_bytes(),
             },
         ];
+        for v in &split {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr::INTERNAL_IP4_SUBNET,
+                value: v,
+            });
+        }
         let banner = self.a.knobs.banner.clone().unwrap_or_default();
         if !banner.is_empty() {
             attrs.push(CfgAttribute {
@@ -1230,17 +1331,139 @@ impl Gw {
     }
 }
 
+/// Only the transforms of one ESP suite (`--esp-suite`), to measure each.
+fn restrict(offer: &SaPayload, suite: Option<&str>) -> SaPayload {
+    let Some(suite) = suite else {
+        return offer.clone();
+    };
+    let (encr, integ) = match suite {
+        "gcm256" => (EncrId::AES_GCM_16.0, None),
+        "cbc256-sha1" => (EncrId::AES_CBC.0, Some(IntegId::HMAC_SHA1_96.0)),
+        other => {
+            log(&format!("unknown --esp-suite {other}: accepting any"));
+            return offer.clone();
+        }
+    };
+    let mut out = offer.clone();
+    for p in &mut out.proposals {
+        p.transforms.retain(|t| match t.ty {
+            TransformType::ENCR => t.id == encr && t.key_len() == Some(256),
+            TransformType::INTEG => Some(t.id) == integ,
+            _ => true,
+        });
+    }
+    out.proposals
+        .retain(|p| p.of_type(TransformType::ENCR).next().is_some());
+    out
+}
+
+/// The ESP data plane: inbound halves by SPI, outbound halves by the
+/// client's leased address, each behind its own lock so the two directions
+/// do not wait for each other.
+#[derive(Default)]
+struct DataPlane {
+    inbound: Mutex<HashMap<u32, acclient_core::esp::EspIn>>,
+    outbound: Mutex<HashMap<Ipv4Addr, (acclient_core::esp::EspOut, SocketAddr)>>,
+    tun: Mutex<Option<Arc<tun::Device>>>,
+    faults: bool,
+}
+
+impl DataPlane {
+    fn add(&self, lease: Ipv4Addr, peer: SocketAddr, sa: acclient_core::esp::EspSa) {
+        let acclient_core::esp::EspSa { out, inp } = sa;
+        self.inbound.lock().expect("dp").insert(inp.spi(), inp);
+        self.outbound.lock().expect("dp").insert(lease, (out, peer));
+    }
+
+    fn tun(&self) -> Option<Arc<tun::Device>> {
+        self.tun.lock().expect("dp").clone()
+    }
+
+    /// An ESP packet from a client: open it and hand it to the TUN device.
+    fn inbound(&self, pkt: &mut [u8]) {
+        let Some(spi) = acclient_core::esp::spi_of(pkt) else {
+            return;
+        };
+        let mut map = self.inbound.lock().expect("dp");
+        let Some(sa) = map.get_mut(&spi) else {
+            return;
+        };
+        match sa.decapsulate(pkt) {
+            Ok(ip) if !ip.is_empty() => {
+                if let Some(t) = self.tun() {
+                    let _ = t.send(ip);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log(&format!("ESP from a client dropped: {e:?}")),
+        }
+    }
+
+    /// Packets for the pool, read from the TUN device, sealed to their client.
+    fn outbound_loop(&self, dev: Arc<tun::Device>, sock: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 65536];
+        let mut esp = vec![0u8; 65536 + 128];
+        let mut n_out: u64 = 0;
+        loop {
+            let n = match dev.recv(&mut buf) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            if n < 20 || buf[0] >> 4 != 4 {
+                continue;
+            }
+            let dst = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+            let mut map = self.outbound.lock().expect("dp");
+            let Some((sa, peer)) = map.get_mut(&dst) else {
+                continue;
+            };
+            let Ok(m) = sa.encapsulate(&buf[..n], &mut esp) else {
+                continue;
+            };
+            let peer = *peer;
+            n_out += 1;
+            // Fault knob: a corrupted packet with a fresh sequence number
+            // (ICV), checked only after the replay window lets it through.
+            let bad = (self.faults && n_out.is_multiple_of(10))
+                .then(|| {
+                    let mut b = vec![0u8; m + 64];
+                    let k = sa.encapsulate(&buf[..n], &mut b).ok()?;
+                    b.truncate(k);
+                    b[k / 2] ^= 0x55;
+                    Some(b)
+                })
+                .flatten();
+            drop(map);
+            let _ = sock.send_to(&esp[..m], peer);
+            if let Some(bad) = bad {
+                // ... the same packet again (replay), and one with a SPI nobody has.
+                let _ = sock.send_to(&esp[..m], peer);
+                let _ = sock.send_to(&bad, peer);
+                let mut spi = esp[..m].to_vec();
+                spi[..4].copy_from_slice(&0x0bad_5b15u32.to_be_bytes());
+                let _ = sock.send_to(&spi, peer);
+                log("fault knob: sent a replayed, a corrupted and an unknown-SPI ESP packet");
+            }
+        }
+    }
+}
+
 fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
     let mut buf = vec![0u8; 65536];
+    let dp = gw.lock().expect("gateway lock").dp.clone();
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
+        if nat && n >= 8 && buf[..4] != [0, 0, 0, 0] {
+            dp.inbound(&mut buf[..n]); // ESP
+            continue;
+        }
         let data = &buf[..n];
         let data = if nat {
             match data {
                 [0, 0, 0, 0, rest @ ..] => rest,
-                _ => continue, // ESP or keepalive: no data plane here
+                _ => continue, // NAT-T keepalive
             }
         } else {
             data
@@ -1301,7 +1524,30 @@ fn main() {
         a.users.len(),
         a.groups
     ));
+    let dp = Arc::new(DataPlane {
+        faults: a.knobs.esp_faults,
+        ..Default::default()
+    });
+    if let Some(name) = &a.knobs.tun {
+        // The pool's /24 is routed into the device; the gateway's address in
+        // it is the last one.
+        let net = u32::from(a.pool) & 0xffff_ff00;
+        let mut c = tun::Configuration::default();
+        c.tun_name(name)
+            .address(Ipv4Addr::from(net | 254))
+            .netmask(Ipv4Addr::new(255, 255, 255, 0))
+            .mtu(1500)
+            .up();
+        let dev = Arc::new(
+            tun::create(&c).unwrap_or_else(|e| usage(&format!("cannot create TUN {name}: {e}"))),
+        );
+        *dp.tun.lock().expect("dp") = Some(dev.clone());
+        let (d2, n2) = (dp.clone(), nat.clone());
+        std::thread::spawn(move || d2.outbound_loop(dev, n2));
+        log(&format!("data plane on {name}"));
+    }
     let gw = Arc::new(Mutex::new(Gw {
+        dp,
         a,
         sas: HashMap::new(),
         next_lease: 0,

@@ -1,0 +1,443 @@
+//! The tunnel (issue 4): `acclient connect` with a real TUN device, routes
+//! and DNS in the client namespace, carrying ping and TCP to our test
+//! gateway (its own ESP + TUN) and to strongSwan (user-space libipsec);
+//! drops counted; rekeys under load; DPD and reconnect; crash recovery;
+//! the routing table for split include / exclude / LocalLanAccess.
+//!
+//! Every test makes its own namespaces (tests/common), bounds every wait,
+//! and kills what it started by PID.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn connect_args<'a>(ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "connect",
+        "--server",
+        GW,
+        "--anyconnect",
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        ca,
+        "-v",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn ok(o: &std::process::Output) -> String {
+    let s = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "command failed: {s}");
+    s
+}
+
+/// A bounded TCP transfer with iperf3 from the client namespace to `dst`
+/// (server in the gateway namespace, one test, then it exits).
+fn tcp_transfer(lab: &Lab, dst: &str, secs: u32, extra: &str) -> serde_json::Value {
+    let mut srv = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &lab.gw, "timeout", "60", "iperf3", "-s", "-1", "-B", dst,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
+    let o = lab.in_cl(&format!("timeout 60 iperf3 -c {dst} -t {secs} -J {extra}"));
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("iperf3 output: {}", String::from_utf8_lossy(&o.stdout)));
+    assert!(v.get("error").is_none(), "iperf3 failed: {}", v["error"]);
+    v
+}
+
+fn iperf_or_skip() -> bool {
+    if std::process::Command::new("iperf3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: iperf3 missing (scripts/setup installs it)");
+        return false;
+    }
+    true
+}
+
+/// Ping and TCP through the tunnel to our test gateway; the gateway's fault
+/// knob sends replayed, corrupted and unknown-SPI copies, which are dropped
+/// and counted by reason; SIGTERM puts the namespace back exactly.
+#[test]
+fn acgateway_traffic_drops_and_clean_teardown() {
+    let mut lab = lab_or_skip!("tunac");
+    if !iperf_or_skip() {
+        return;
+    }
+    let before = lab.client_net_state();
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--esp-faults",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
+    assert!(
+        lab.wait_for("c", "Press Ctrl-C", 15),
+        "no connection: {}",
+        lab.log_of("c")
+    );
+    let during = lab.client_net_state();
+    assert!(during.contains("acvpn0"), "{during}");
+    // Seed 004's ASA tunnels everything: TSr 0.0.0.0/0.
+    assert!(during.contains("0.0.0.0/1 dev acvpn0"), "{during}");
+    assert!(
+        during.contains("198.51.100.1 dev veth-cl"),
+        "gateway kept: {during}"
+    );
+    assert!(during.contains("nameserver 203.0.113.53"), "{during}");
+    let out = ok(&lab.in_cl("ping -c 20 -i 0.05 -W 2 203.0.113.1"));
+    assert!(out.contains("20 received"), "{out}");
+    let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
+    let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+    assert!(bytes > 1e6, "TCP moved {bytes} bytes");
+    let st = lab.status();
+    eprintln!("status: {st}");
+    let e = &st["esp"];
+    assert!(e["rx_packets"].as_u64().unwrap() > 20);
+    for k in ["drop_replay", "drop_integrity", "drop_unknown_spi"] {
+        assert!(e[k].as_u64().unwrap() >= 1, "{k} counted: {e}");
+    }
+    assert_eq!(st["interface"], "acvpn0");
+    assert_eq!(st["mtu"], 1406, "the gateway's MTU attribute");
+    // Human status, like `show crypto ipsec sa`.
+    let (code, human, _, _) = lab.acclient(&["status"], "");
+    assert_eq!(code, 0);
+    assert!(human.contains("#pkts replay failed"), "{human}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c"));
+    assert_eq!(
+        lab.client_net_state(),
+        before,
+        "routes, addresses, DNS put back"
+    );
+}
+
+/// strongSwan as the gateway (kernel-libipsec ESP), dual-stack: ping over
+/// IPv4 and IPv6 and a TCP transfer; full tunnel keeps the gateway reachable;
+/// DNS goes to the netns resolv.conf and back.
+#[test]
+fn strongswan_traffic_dual_stack() {
+    let mut lab = lab_or_skip!("tunss");
+    if !iperf_or_skip() {
+        return;
+    }
+    must(&format!(
+        "ip -n {} addr add 2001:db8:ffff::1/128 dev lo",
+        lab.gw
+    ));
+    let conf = gw_conf(
+        "auth = pubkey\n certs = gw.crt",
+        "auth = eap-mschapv2\n eap_id = %any",
+        "",
+        "",
+    )
+    .replace("pools = pool4", "pools = pool4, pool6")
+    .replace(
+        "local_ts = 203.0.113.0/24",
+        "local_ts = 0.0.0.0/0, 2001:db8:ffff::/64",
+    )
+    .replace(
+        "pools {",
+        "pools {\n    pool6 {\n        addrs = 2001:db8:1::/120\n        dns = 2001:db8:ffff::53\n    }",
+    );
+    lab.start_strongswan(&conf, "");
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let args = [
+        "connect",
+        "--server",
+        GW,
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+        "--ipv6",
+        "-v",
+    ];
+    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let during = lab.client_net_state();
+    assert!(during.contains("0.0.0.0/1 dev acvpn0"), "{during}");
+    assert!(
+        during.contains("198.51.100.1 dev veth-cl"),
+        "gateway kept: {during}"
+    );
+    assert!(during.contains("nameserver 203.0.113.53"), "{during}");
+    assert!(
+        during.contains("nameserver 198.51.100.53"),
+        "original kept after ours: {during}"
+    );
+    let out = ok(&lab.in_cl("ping -c 5 -i 0.1 -W 2 203.0.113.1"));
+    assert!(out.contains("5 received"), "{out}");
+    let out = ok(&lab.in_cl("ping -6 -c 5 -i 0.1 -W 2 2001:db8:ffff::1"));
+    assert!(out.contains("5 received"), "IPv6 inside: {out}");
+    let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
+    assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 1e5);
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    assert_eq!(lab.client_net_state(), before);
+}
+
+/// strongSwan rekeys the CHILD SA every 3 s and the IKE SA every 5 s while
+/// a TCP transfer runs: it completes, and both kinds of rekey happened.
+#[test]
+fn rekeys_during_a_transfer() {
+    let mut lab = lab_or_skip!("tunrk");
+    if !iperf_or_skip() {
+        return;
+    }
+    let conf = gw_conf(
+        "auth = pubkey\n certs = gw.crt",
+        "auth = eap-mschapv2\n eap_id = %any",
+        "rekey_time = 5s\n over_time = 60s\n rand_time = 0s\n reauth_time = 0",
+        "rekey_time = 3s\n rand_time = 0s\n life_time = 60s",
+    );
+    lab.start_strongswan(&conf, "");
+    let ca = lab.ca("ca.crt");
+    let args = [
+        "connect",
+        "--server",
+        GW,
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+        "-v",
+    ];
+    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let v = tcp_transfer(&lab, "203.0.113.1", 12, "");
+    let sent = v["end"]["sum_sent"]["bytes"].as_f64().unwrap_or(0.0);
+    let recv = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+    eprintln!(
+        "transfer: {sent} bytes sent, {recv} received, retransmits {}",
+        v["end"]["sum_sent"]["retransmits"]
+    );
+    assert!(recv > 1e6, "the transfer went through the rekeys");
+    let st = lab.status();
+    eprintln!("status: {st}");
+    assert!(st["child"]["rekeys"].as_u64().unwrap() >= 2, "{st}");
+    assert!(st["ike"]["rekeys"].as_u64().unwrap() >= 1, "{st}");
+    // Make-before-break: packets sealed under an old SA still open.
+    assert_eq!(st["esp"]["drop_unknown_spi"], 0, "{st}");
+    assert_eq!(st["esp"]["drop_integrity"], 0, "{st}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
+/// The gateway dies: DPD (the gateway's 4 s, Cisco attribute 28709) notices
+/// within that interval of silence; when it is back, the client logs in
+/// again with the remembered answer and traffic flows, same device.
+#[test]
+fn dpd_then_reconnect() {
+    let mut lab = lab_or_skip!("tundpd");
+    let gw_args = ["--user", "alice:pw", "--tun", "acgw0", "--dpd-attr", "4"];
+    lab.start_acgateway(&gw_args);
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
+    lab.kill_acgateway();
+    let t = Instant::now();
+    assert!(
+        lab.wait_for("c", "reconnecting", 12),
+        "DPD did not notice: {}",
+        lab.log_of("c")
+    );
+    let noticed = t.elapsed();
+    eprintln!("dead gateway noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(6),
+        "within the interval (+ scheduling)"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    lab.start_acgateway(&gw_args);
+    assert!(lab.wait_for("c", "Reconnected.", 30), "{}", lab.log_of("c"));
+    let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("3 received"), "{out}");
+    let st = lab.status();
+    assert_eq!(st["reconnects"], 1, "{st}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
+/// `kill -9` mid-session leaves the gateway route and resolv.conf changed;
+/// the next start puts them back from the journal before connecting, and
+/// its own clean exit leaves the namespace exactly as it was.
+#[test]
+fn kill_9_then_next_start_restores() {
+    let mut lab = lab_or_skip!("tunk9");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--protected",
+        "0.0.0.0/0",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &["--no-local-lan"]), "pw\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let during = lab.client_net_state();
+    assert!(during.contains("nameserver 203.0.113.53"), "{during}");
+    lab.signal(pid, "-KILL");
+    let after_kill = lab.client_net_state();
+    assert_ne!(after_kill, before, "a crash leaves changes behind");
+    assert!(after_kill.contains("203.0.113.53"), "{after_kill}");
+    let pid = lab.spawn_acclient("c2", &connect_args(&ca, &[]), "pw\n");
+    assert!(
+        lab.wait_for("c2", "Press Ctrl-C", 15),
+        "{}",
+        lab.log_of("c2")
+    );
+    assert!(
+        lab.log_of("c2").contains("Restored"),
+        "{}",
+        lab.log_of("c2")
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    assert_eq!(lab.client_net_state(), before);
+}
+
+/// The routing table for a split include (two pushed subnets) with a split
+/// exclude, and for a full tunnel with and without LocalLanAccess.
+#[test]
+fn split_routes_and_local_lan() {
+    let mut lab = lab_or_skip!("tunrt");
+    let ca = lab.ca("ca.crt");
+    let routes = |lab: &Lab| -> Vec<String> {
+        let o = lab.in_cl("ip -4 route show table main");
+        let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        v.sort();
+        v
+    };
+    let base = routes(&lab);
+    let cases: [(&[&str], &[&str], &[&str]); 3] = [
+        (
+            &["--split", "203.0.113.0/25", "--split", "192.0.2.128/25"],
+            &["--split-exclude", "203.0.113.64/26"],
+            &[
+                "192.0.2.128/25 dev acvpn0 proto static",
+                "203.0.113.0/25 dev acvpn0 proto static",
+                "203.0.113.64/26 dev veth-cl proto static",
+            ],
+        ),
+        (
+            &["--protected", "0.0.0.0/0"],
+            &["--no-local-lan"],
+            &[
+                "0.0.0.0/1 dev acvpn0 proto static",
+                "128.0.0.0/1 dev acvpn0 proto static",
+                "198.51.100.0/25 dev acvpn0 proto static",
+                "198.51.100.1 dev veth-cl proto static",
+                "198.51.100.128/25 dev acvpn0 proto static",
+            ],
+        ),
+        (
+            &["--protected", "0.0.0.0/0"],
+            &["--local-lan"],
+            &[
+                "0.0.0.0/1 dev acvpn0 proto static",
+                "128.0.0.0/1 dev acvpn0 proto static",
+                "198.51.100.1 dev veth-cl proto static",
+            ],
+        ),
+    ];
+    for (i, (gw_extra, cl_extra, want)) in cases.iter().enumerate() {
+        let mut gw_args = vec!["--user", "alice:pw"];
+        gw_args.extend_from_slice(gw_extra);
+        lab.start_acgateway(&gw_args);
+        let name = format!("c{i}");
+        let pid = lab.spawn_acclient(&name, &connect_args(&ca, cl_extra), "pw\n");
+        assert!(
+            lab.wait_for(&name, "Press Ctrl-C", 15),
+            "{}",
+            lab.log_of(&name)
+        );
+        let got: Vec<String> = routes(&lab)
+            .into_iter()
+            .filter(|r| !base.contains(r))
+            .filter(|r| !r.contains("proto kernel"))
+            .collect();
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "case {i}: {gw_extra:?} {cl_extra:?}");
+        assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+        assert_eq!(routes(&lab), base, "case {i}: put back");
+        lab.kill_acgateway();
+    }
+}
+
+/// `--script`: a vpnc-script gets the standard environment on connect and
+/// on disconnect, and acclient itself leaves routes and DNS alone.
+#[test]
+fn vpnc_script_environment() {
+    let mut lab = lab_or_skip!("tunvs");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--split",
+        "203.0.113.0/24",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let script = lab.dir.join("vpnc-script");
+    let out = lab.dir.join("script.env");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ echo \"== $reason\"; env | grep -E '^(reason|TUNDEV|VPNGATEWAY|INTERNAL_IP4|CISCO_SPLIT_INC)' | sort; }} >> {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    must(&format!("chmod +x {}", script.display()));
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let s = script.display().to_string();
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &["--script", &s]), "pw\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    let env = std::fs::read_to_string(&out).unwrap();
+    for want in [
+        "== connect",
+        "TUNDEV=acvpn0",
+        "VPNGATEWAY=198.51.100.1",
+        "INTERNAL_IP4_ADDRESS=192.0.2.",
+        "INTERNAL_IP4_NETMASK=255.255.255.255",
+        "INTERNAL_IP4_DNS=203.0.113.53",
+        "CISCO_SPLIT_INC=1",
+        "CISCO_SPLIT_INC_0_ADDR=203.0.113.0",
+        "CISCO_SPLIT_INC_0_MASKLEN=24",
+        "== disconnect",
+    ] {
+        assert!(env.contains(want), "{want} in:\n{env}");
+    }
+    assert_eq!(lab.client_net_state(), before);
+}
