@@ -33,6 +33,7 @@ pub enum Command {
 
 pub mod netconfig;
 pub mod tun;
+pub mod udp;
 
 /// A snapshot of the session for `probe` and `status`.
 #[derive(Clone, Debug)]
@@ -109,6 +110,9 @@ impl Sockets {
         ike.connect(gateway).await?;
         let nat = UdpSocket::bind(SocketAddr::new(ip, local_nat_port)).await?;
         nat.connect(SocketAddr::new(gateway.ip(), nat_port)).await?;
+        if !udp::enable_gro(&nat) {
+            debug!("UDP GRO unavailable: one datagram per receive");
+        }
         Ok(Sockets {
             ike,
             nat,
@@ -676,6 +680,7 @@ async fn run_one(
     let mut nbuf = vec![0u8; BUF];
     let mut tbuf = vec![0u8; BUF];
     let mut ebuf = vec![0u8; BUF];
+    let mut batch = udp::GsoBatch::default();
     let mut logged_spis = None;
     let mut commands_open = true;
     let mut rekey_asked = false;
@@ -772,32 +777,41 @@ async fn run_one(
                 if let Err(e) = r { debug!("NAT-T socket: {e}"); }
                 let now = Instant::now();
                 let mut authentic = false;
+                let nat_peer = SocketAddr::new(gateway, session_nat_port(socks));
                 for _ in 0..MAX_PER_WAKEUP {
-                    let (n, from) = match socks.nat.try_recv_from(&mut nbuf) {
+                    let (n, seg, from) = match socks.nat.try_io(tokio::io::Interest::READABLE, || udp::recv_gro(&socks.nat, &mut nbuf)) {
                         Ok(x) => x,
                         Err(_) => break,
                     };
-                    if session.handle_datagram(now, from, &nbuf[..n]) != Received::Esp {
-                        continue;
-                    }
-                    let opened = tunnel.dp.open(&mut nbuf[..n], now);
-                    let c = &mut tunnel.dp.counters;
-                    match opened {
-                        Ok(ip) => {
-                            authentic = true;
-                            c.rx_packets += 1;
-                            c.rx_bytes += ip.len() as u64;
-                            // ICMP echo reply (type 0) carrying our identifier.
-                            if ip.len() >= 28 && ip[0] >> 4 == 4 && ip[9] == 1 && ip[20] == 0 && ip[24..26] == [0xac, 0xac] {
-                                c.echo_replies += 1;
-                            }
-                            if let (Some(t), false) = (&tunnel.tun, ip.is_empty()) {
-                                let _ = t.try_send(ip);
-                            }
+                    let from = from.unwrap_or(nat_peer);
+                    // GRO may hand over several datagrams of `seg` bytes back to back.
+                    let mut off = 0;
+                    while off < n {
+                        let end = (off + seg).min(n);
+                        let d = &mut nbuf[off..end];
+                        off = end;
+                        if session.handle_datagram(now, from, d) != Received::Esp {
+                            continue;
                         }
-                        Err(e) => {
-                            c.drop_in(e);
-                            debug!("ESP packet dropped: {e:?}");
+                        let opened = tunnel.dp.open(d, now);
+                        let c = &mut tunnel.dp.counters;
+                        match opened {
+                            Ok(ip) => {
+                                authentic = true;
+                                c.rx_packets += 1;
+                                c.rx_bytes += ip.len() as u64;
+                                // ICMP echo reply (type 0) carrying our identifier.
+                                if ip.len() >= 28 && ip[0] >> 4 == 4 && ip[9] == 1 && ip[20] == 0 && ip[24..26] == [0xac, 0xac] {
+                                    c.echo_replies += 1;
+                                }
+                                if let (Some(t), false) = (&tunnel.tun, ip.is_empty()) {
+                                    let _ = t.try_send(ip);
+                                }
+                            }
+                            Err(e) => {
+                                c.drop_in(e);
+                                debug!("ESP packet dropped: {e:?}");
+                            }
                         }
                     }
                 }
@@ -815,22 +829,19 @@ async fn run_one(
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => { guard.clear_ready(); break; }
                                 Err(e) => { debug!("TUN read: {e}"); break; }
                             };
-                            let c = &mut tunnel.dp.counters;
                             let Some(sa) = tunnel.dp.out.as_mut() else { break };
-                            match sa.encapsulate(&tbuf[..n], &mut ebuf) {
-                                Ok(m) => {
-                                    match socks.nat.try_send(&ebuf[..m]) {
-                                        Ok(_) => { c.tx_packets += 1; c.tx_bytes += n as u64; }
-                                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                            // Socket buffer full: wait for it rather than drop.
-                                            if socks.nat.send(&ebuf[..m]).await.is_ok() {
-                                                c.tx_packets += 1; c.tx_bytes += n as u64;
-                                            } else { c.drop_tx += 1; }
-                                        }
-                                        Err(_) => c.drop_tx += 1,
-                                    }
+                            let len = sa.sealed_len(n);
+                            if batch.reserve(len).is_none() {
+                                flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
+                            }
+                            let Some(sa) = tunnel.dp.out.as_mut() else { break };
+                            let c = &mut tunnel.dp.counters;
+                            match batch.reserve(len).map(|room| sa.encapsulate(&tbuf[..n], room)) {
+                                Some(Ok(m)) => {
+                                    batch.commit(m);
+                                    c.tx_bytes += n as u64;
                                 }
-                                Err(_) => c.drop_tx += 1,
+                                _ => c.drop_tx += 1,
                             }
                             if !rekey_asked && sa.rekey_due() {
                                 rekey_asked = true;
@@ -838,6 +849,7 @@ async fn run_one(
                                 session.rekey_child(Instant::now());
                             }
                         }
+                        flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
                     }
                     Err(e) => debug!("TUN: {e}"),
                 }
@@ -863,6 +875,32 @@ async fn run_one(
             }
         }
     }
+}
+
+/// Sends the queued ESP packets, waiting for socket space rather than dropping.
+async fn flush_batch(batch: &mut udp::GsoBatch, socks: &Sockets, c: &mut EspCounters) {
+    while !batch.is_empty() {
+        match socks
+            .nat
+            .try_io(tokio::io::Interest::WRITABLE, || batch.flush(&socks.nat))
+        {
+            Ok(k) => c.tx_packets += k as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if socks.nat.writable().await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                debug!("ESP send failed: {e}");
+                c.drop_tx += 1;
+                break;
+            }
+        }
+    }
+}
+
+fn session_nat_port(socks: &Sockets) -> u16 {
+    socks.nat.peer_addr().map(|a| a.port()).unwrap_or(4500)
 }
 
 async fn flush(session: &mut Session, socks: &Sockets, out: &mut Vec<u8>) {

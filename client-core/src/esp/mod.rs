@@ -195,6 +195,16 @@ impl EspOut {
         self.seq = seq;
     }
 
+    /// The ESP packet length for an inner packet of `ip_len` bytes.
+    pub fn sealed_len(&self, ip_len: usize) -> usize {
+        let (iv_len, block, icv) = match &self.cipher {
+            Cipher::Gcm(..) => (8, 4, 16),
+            Cipher::Cbc(k) => (16, 16, k.icv),
+        };
+        let pad = (block - (ip_len + 2) % block) % block;
+        HDR + iv_len + ip_len + pad + 2 + icv
+    }
+
     /// Seals an IP packet into `out`; returns the ESP packet length.
     pub fn encapsulate(&mut self, ip: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
         let next = match ip.first().map(|b| b >> 4) {
@@ -464,7 +474,9 @@ mod tests {
             let (mut a, mut b) = pair(e, i);
             let ip: Vec<u8> = std::iter::once(0x45).chain(1..60u8).collect();
             let mut buf = [0u8; 200];
+            let want = a.out.sealed_len(ip.len());
             let n = a.encapsulate(&ip, &mut buf).unwrap();
+            assert_eq!(n, want, "sealed_len predicts the size");
             let pkt = buf[..n].to_vec();
             let mut p = pkt.clone();
             assert_eq!(b.decapsulate(&mut p).unwrap(), &ip[..], "{e:?}");

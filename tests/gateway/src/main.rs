@@ -1399,14 +1399,38 @@ impl DataPlane {
         }
     }
 
-    /// Packets for the pool, read from the TUN device, sealed to their client.
+    /// Packets for the pool, read from the TUN device, sealed to their
+    /// client, sent in GSO batches (one `sendmsg` per run of packets to the
+    /// same client).
     fn outbound_loop(&self, dev: Arc<tun::Device>, sock: Arc<UdpSocket>) {
+        use acclient_core::driver::udp::GsoBatch;
+        use std::os::fd::{AsRawFd, BorrowedFd};
         let mut buf = vec![0u8; 65536];
-        let mut esp = vec![0u8; 65536 + 128];
+        let mut batch = GsoBatch::default();
+        let mut to: Option<SocketAddr> = None;
         let mut n_out: u64 = 0;
+        let _ = dev.set_nonblock();
+        let flush = |batch: &mut GsoBatch, to: Option<SocketAddr>| {
+            while !batch.is_empty() {
+                match batch.flush_to(&*sock, to) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(std::time::Duration::from_micros(50))
+                    }
+                    _ => break,
+                }
+            }
+        };
         loop {
             let n = match dev.recv(&mut buf) {
                 Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    flush(&mut batch, to);
+                    // SAFETY: `dev` owns the descriptor and outlives this borrow.
+                    let fd = unsafe { BorrowedFd::borrow_raw(dev.as_raw_fd()) };
+                    let mut p = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut p, nix::poll::PollTimeout::NONE);
+                    continue;
+                }
                 Err(_) => continue,
             };
             if n < 20 || buf[0] >> 4 != 4 {
@@ -1417,31 +1441,47 @@ impl DataPlane {
             let Some((sa, peer)) = map.get_mut(&dst) else {
                 continue;
             };
-            let Ok(m) = sa.encapsulate(&buf[..n], &mut esp) else {
-                continue;
-            };
             let peer = *peer;
+            let len = sa.sealed_len(n);
+            if to != Some(peer) || batch.reserve(len).is_none() {
+                flush(&mut batch, to);
+                to = Some(peer);
+            }
+            let fault = self.faults && (n_out + 1).is_multiple_of(10);
+            let mut last = Vec::new();
+            match batch.reserve(len) {
+                Some(room) => match sa.encapsulate(&buf[..n], room) {
+                    Ok(m) => {
+                        if fault {
+                            last = room[..m].to_vec();
+                        }
+                        batch.commit(m)
+                    }
+                    Err(_) => continue,
+                },
+                None => continue,
+            }
             n_out += 1;
-            // Fault knob: a corrupted packet with a fresh sequence number
-            // (ICV), checked only after the replay window lets it through.
-            let bad = (self.faults && n_out.is_multiple_of(10))
-                .then(|| {
-                    let mut b = vec![0u8; m + 64];
-                    let k = sa.encapsulate(&buf[..n], &mut b).ok()?;
-                    b.truncate(k);
-                    b[k / 2] ^= 0x55;
-                    Some(b)
-                })
-                .flatten();
-            drop(map);
-            let _ = sock.send_to(&esp[..m], peer);
-            if let Some(bad) = bad {
-                // ... the same packet again (replay), and one with a SPI nobody has.
-                let _ = sock.send_to(&esp[..m], peer);
-                let _ = sock.send_to(&bad, peer);
-                let mut spi = esp[..m].to_vec();
-                spi[..4].copy_from_slice(&0x0bad_5b15u32.to_be_bytes());
-                let _ = sock.send_to(&spi, peer);
+            if fault {
+                // Fault knob: a corrupted packet with a fresh sequence number
+                // (ICV, checked only after the replay window lets it through),
+                // the packet just sent again (replay), and one with a SPI
+                // nobody has.
+                let mut bad = vec![0u8; len + 64];
+                let k = sa.encapsulate(&buf[..n], &mut bad).unwrap_or(0);
+                bad.truncate(k);
+                if k > 0 {
+                    bad[k / 2] ^= 0x55;
+                }
+                drop(map);
+                flush(&mut batch, to);
+                let mut spi = last.clone();
+                if spi.len() >= 4 {
+                    spi[..4].copy_from_slice(&0x0bad_5b15u32.to_be_bytes());
+                }
+                for d in [&last, &bad, &spi] {
+                    let _ = sock.send_to(d, peer);
+                }
                 log("fault knob: sent a replayed, a corrupted and an unknown-SPI ESP packet");
             }
         }
@@ -1451,58 +1491,69 @@ impl DataPlane {
 fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
     let mut buf = vec![0u8; 65536];
     let dp = gw.lock().expect("gateway lock").dp.clone();
+    if nat {
+        acclient_core::driver::udp::enable_gro(&*sock);
+    }
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+        let Ok((total, seg, from)) = acclient_core::driver::udp::recv_gro(&*sock, &mut buf) else {
             continue;
         };
-        if nat && n >= 8 && buf[..4] != [0, 0, 0, 0] {
-            dp.inbound(&mut buf[..n]); // ESP
-            continue;
-        }
-        let data = &buf[..n];
-        let data = if nat {
-            match data {
-                [0, 0, 0, 0, rest @ ..] => rest,
-                _ => continue, // NAT-T keepalive
+        let Some(from) = from else { continue };
+        // GRO hands over several datagrams of `seg` bytes back to back
+        // (ESP, and equally sized IKE fragments too).
+        for d in buf[..total].chunks_mut(seg) {
+            if nat && d.len() >= 8 && d[..4] != [0, 0, 0, 0] {
+                dp.inbound(d); // ESP
+                continue;
             }
-        } else {
-            data
-        };
-        let mut g = gw.lock().expect("gateway lock");
-        if g.lose() {
-            log("fault knob: dropped a received datagram");
-            continue;
-        }
-        let answers = g.handle(from, data);
-        let delay = g.a.knobs.delay_ms;
-        if delay > 0 {
-            drop(g);
-            std::thread::sleep(std::time::Duration::from_millis(delay));
-            g = gw.lock().expect("gateway lock");
-        }
-        for d in answers {
-            // Fault knobs on Cisco fragments (next payload 132, number at byte 34).
-            if d.len() > 35 && d[16] == 132 {
-                let n = d[34];
-                if g.a.knobs.stall_fragment == Some(n) {
-                    log(&format!("fault knob: withholding fragment {n}"));
-                    continue;
+            let data = if nat {
+                match &d[..] {
+                    [0, 0, 0, 0, rest @ ..] => rest,
+                    _ => continue, // NAT-T keepalive
                 }
-                if g.a.knobs.drop_fragment == Some(n) {
-                    log(&format!("fault knob: dropping fragment {n} once"));
-                    g.a.knobs.drop_fragment = None;
-                    continue;
-                }
+            } else {
+                &d[..]
+            };
+            handle_ike(&gw, &sock, nat, from, data);
+        }
+    }
+}
+
+fn handle_ike(gw: &Mutex<Gw>, sock: &UdpSocket, nat: bool, from: SocketAddr, data: &[u8]) {
+    let mut g = gw.lock().expect("gateway lock");
+    if g.lose() {
+        log("fault knob: dropped a received datagram");
+        return;
+    }
+    let answers = g.handle(from, data);
+    let delay = g.a.knobs.delay_ms;
+    if delay > 0 {
+        drop(g);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        g = gw.lock().expect("gateway lock");
+    }
+    for d in answers {
+        // Fault knobs on Cisco fragments (next payload 132, number at byte 34).
+        if d.len() > 35 && d[16] == 132 {
+            let n = d[34];
+            if g.a.knobs.stall_fragment == Some(n) {
+                log(&format!("fault knob: withholding fragment {n}"));
+                continue;
             }
-            let mut out = Vec::with_capacity(d.len() + 4);
-            if nat {
-                out.extend_from_slice(&[0, 0, 0, 0]);
+            if g.a.knobs.drop_fragment == Some(n) {
+                log(&format!("fault knob: dropping fragment {n} once"));
+                g.a.knobs.drop_fragment = None;
+                continue;
             }
-            out.extend_from_slice(&d);
+        }
+        let mut out = Vec::with_capacity(d.len() + 4);
+        if nat {
+            out.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        out.extend_from_slice(&d);
+        let _ = sock.send_to(&out, from);
+        if g.a.knobs.dup {
             let _ = sock.send_to(&out, from);
-            if g.a.knobs.dup {
-                let _ = sock.send_to(&out, from);
-            }
         }
     }
 }
@@ -1517,6 +1568,15 @@ fn main() {
         UdpSocket::bind(SocketAddr::new(a.listen, 4500))
             .unwrap_or_else(|e| usage(&format!("cannot bind UDP 4500: {e}"))),
     );
+    {
+        // Bursts at line rate overflow the global default receive buffer.
+        use nix::sys::socket::{setsockopt, sockopt};
+        let n: usize = 4 << 20;
+        if setsockopt(&*nat, sockopt::RcvBufForce, &n).is_err() {
+            let _ = setsockopt(&*nat, sockopt::RcvBuf, &n);
+        }
+        let _ = setsockopt(&*nat, sockopt::SndBufForce, &n);
+    }
     log(&format!(
         "listening on {}:500 and :4500, MTU {}, {} users, groups {:?}",
         a.listen,
