@@ -686,6 +686,7 @@ async fn run_one(
     let mut rekey_asked = false;
     let gateway = socks.remote.ip();
     tunnel.gateway = Some(gateway);
+    let nat_peer = SocketAddr::new(gateway, session_nat_port(socks));
     loop {
         while let Some(t) = session.poll_transmit(&mut out) {
             let sock = if t.nat_t { &socks.nat } else { &socks.ike };
@@ -777,7 +778,6 @@ async fn run_one(
                 if let Err(e) = r { debug!("NAT-T socket: {e}"); }
                 let now = Instant::now();
                 let mut authentic = false;
-                let nat_peer = SocketAddr::new(gateway, session_nat_port(socks));
                 for _ in 0..MAX_PER_WAKEUP {
                     let (n, seg, from) = match socks.nat.try_io(tokio::io::Interest::READABLE, || udp::recv_gro(&socks.nat, &mut nbuf)) {
                         Ok(x) => x,
