@@ -441,3 +441,86 @@ fn vpnc_script_environment() {
     }
     assert_eq!(lab.client_net_state(), before);
 }
+
+/// Behind a real NAT (SNAT in the client namespace rewrites source ports):
+/// NAT-D tells the client, which then sends NAT-T keepalives at the
+/// gateway's interval (Cisco attribute 28710, here 1 s); ESP still flows.
+#[test]
+fn nat_keepalives() {
+    let mut lab = lab_or_skip!("tunnat");
+    ok(&lab.in_cl(
+        "iptables -t nat -A POSTROUTING -o veth-cl -p udp -j SNAT --to-source 198.51.100.2:40000-40100",
+    ));
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--keepalive-attr",
+        "1",
+    ]);
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    assert!(
+        lab.log_of("c").contains("we are behind NAT"),
+        "{}",
+        lab.log_of("c")
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let st = lab.status();
+    assert_eq!(st["behind_nat"], true, "{st}");
+    let k = st["esp"]["keepalives"].as_u64().unwrap();
+    assert!((2..=5).contains(&k), "about one a second: {k}");
+    assert!(
+        lab.acgw_log()
+            .contains("NAT-T keepalive from 198.51.100.2:400"),
+        "{}",
+        lab.acgw_log()
+    );
+    let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("3 received"), "{out}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
+/// The gateway ends the session (strongSwan's `swanctl --terminate`): the
+/// client says so, exits with code 6, and puts the network back.
+#[test]
+fn gateway_delete_tears_down() {
+    let mut lab = lab_or_skip!("tundel");
+    lab.start_eap_gateway("gw.crt");
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let args = [
+        "connect",
+        "--server",
+        GW,
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+    ];
+    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let d = lab.dir.join("gw");
+    must(&format!(
+        "STRONGSWAN_CONF={0}/strongswan.conf swanctl --terminate --ike vpn --timeout 5 --uri unix://{0}/charon.vici",
+        d.display()
+    ));
+    let t = Instant::now();
+    let code = loop {
+        if let Some(c) = lab.exit_code(pid) {
+            break c;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, 6, "{}", lab.log_of("c"));
+    assert!(
+        lab.log_of("c").contains("the gateway closed the session"),
+        "{}",
+        lab.log_of("c")
+    );
+    assert_eq!(lab.client_net_state(), before);
+}

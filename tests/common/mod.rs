@@ -463,6 +463,18 @@ swanctl {{
         None
     }
 
+    /// The exit code of a process we started, if it has ended.
+    pub fn exit_code(&mut self, pid: u32) -> Option<i32> {
+        let i = self.procs.iter().position(|c| c.id() == pid)?;
+        match self.procs[i].try_wait() {
+            Ok(Some(st)) => {
+                let _ = self.procs.remove(i).wait();
+                Some(st.code().unwrap_or(-1))
+            }
+            _ => None,
+        }
+    }
+
     /// A shell command in the client namespace.
     pub fn in_cl(&self, script: &str) -> Output {
         run(Command::new("ip").args(["netns", "exec", &self.cl, "sh", "-c", script]))

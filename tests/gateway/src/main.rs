@@ -74,6 +74,8 @@ struct Knobs {
     split: Vec<(Ipv4Addr, u8)>,
     /// Cisco DPD interval attribute (seconds, default 30).
     dpd_attr: u32,
+    /// Cisco NAT-T keepalive attribute (seconds, default 20).
+    keepalive_attr: u32,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -104,6 +106,7 @@ fn parse_args() -> Args {
     );
     let mut knobs = Knobs {
         dpd_attr: 30,
+        keepalive_attr: 20,
         ..Default::default()
     };
     while let Some(flag) = a.next() {
@@ -189,6 +192,11 @@ fn parse_args() -> Args {
             "--tun" => knobs.tun = Some(val()),
             "--esp-suite" => knobs.esp_suite = Some(val()),
             "--esp-faults" => knobs.esp_faults = true,
+            "--keepalive-attr" => {
+                knobs.keepalive_attr = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --keepalive-attr"))
+            }
             "--dpd-attr" => {
                 knobs.dpd_attr = val().parse().unwrap_or_else(|_| usage("bad --dpd-attr"))
             }
@@ -1155,7 +1163,7 @@ impl Gw {
         let (u0, u1800, u20) = (
             0u32.to_be_bytes(),
             1800u32.to_be_bytes(),
-            20u32.to_be_bytes(),
+            self.a.knobs.keepalive_attr.to_be_bytes(),
         );
         let mtu = 1406u16.to_be_bytes();
         let dpd_attr = self.a.knobs.dpd_attr.to_be_bytes();
@@ -1509,7 +1517,11 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
             let data = if nat {
                 match &d[..] {
                     [0, 0, 0, 0, rest @ ..] => rest,
-                    _ => continue, // NAT-T keepalive
+                    [0xff] => {
+                        log(&format!("NAT-T keepalive from {from}"));
+                        continue;
+                    }
+                    _ => continue,
                 }
             } else {
                 &d[..]
