@@ -524,3 +524,34 @@ fn gateway_delete_tears_down() {
     );
     assert_eq!(lab.client_net_state(), before);
 }
+
+/// Extended sequence numbers (RFC 4303 §2.2.1) when the gateway picks them
+/// from our offer: the high half enters the ICV on both sides, so traffic
+/// only flows if both agree.
+#[test]
+fn esn_when_negotiated() {
+    let mut lab = lab_or_skip!("tunesn");
+    for suite in ["gcm256", "cbc256-sha1"] {
+        lab.start_acgateway(&[
+            "--user",
+            "alice:pw",
+            "--tun",
+            "acgw0",
+            "--esn",
+            "--esp-suite",
+            suite,
+        ]);
+        let ca = lab.ca("ca.crt");
+        let pid = lab.spawn_acclient(suite, &connect_args(&ca, &[]), "pw\n");
+        assert!(
+            lab.wait_for(suite, "Press Ctrl-C", 15),
+            "{}",
+            lab.log_of(suite)
+        );
+        assert!(lab.acgw_log().contains("with ESN"), "{}", lab.acgw_log());
+        let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
+        assert!(out.contains("3 received"), "{suite}: {out}");
+        assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+        lab.kill_acgateway();
+    }
+}

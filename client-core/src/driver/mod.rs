@@ -681,6 +681,7 @@ async fn run_one(
     let mut tbuf = vec![0u8; BUF];
     let mut ebuf = vec![0u8; BUF];
     let mut batch = udp::GsoBatch::default();
+    let mut sleep = SleepDetector::new();
     let mut logged_spis = None;
     let mut commands_open = true;
     let mut rekey_asked = false;
@@ -752,6 +753,11 @@ async fn run_one(
                 _ => {}
             }
             let _ = events.send(ev);
+        }
+        if let Some(gap) = sleep.slept() {
+            info!("the machine slept for {gap:?}: checking that the gateway is still there");
+            session.probe_now(Instant::now());
+            continue;
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         let tun_ready = async {
@@ -877,6 +883,50 @@ async fn run_one(
     }
 }
 
+/// Notices that the machine slept: `CLOCK_MONOTONIC` (std's `Instant`,
+/// tokio's timers) stands still during suspend, `CLOCK_BOOTTIME` does not.
+#[derive(Debug, Clone, Copy)]
+pub struct SleepDetector {
+    mono: Duration,
+    boot: Duration,
+}
+
+fn clock(id: nix::time::ClockId) -> Duration {
+    nix::time::clock_gettime(id).map_or(Duration::ZERO, Duration::from)
+}
+
+impl SleepDetector {
+    /// Starts watching.
+    pub fn new() -> Self {
+        SleepDetector {
+            mono: clock(nix::time::ClockId::CLOCK_MONOTONIC),
+            boot: clock(nix::time::ClockId::CLOCK_BOOTTIME),
+        }
+    }
+
+    /// How long the machine slept since the last call, if noticeably.
+    pub fn slept(&mut self) -> Option<Duration> {
+        let mono = clock(nix::time::ClockId::CLOCK_MONOTONIC);
+        let boot = clock(nix::time::ClockId::CLOCK_BOOTTIME);
+        self.check(mono, boot)
+    }
+
+    fn check(&mut self, mono: Duration, boot: Duration) -> Option<Duration> {
+        let gap = boot
+            .saturating_sub(self.boot)
+            .saturating_sub(mono.saturating_sub(self.mono));
+        self.mono = mono;
+        self.boot = boot;
+        (gap > Duration::from_secs(2)).then_some(gap)
+    }
+}
+
+impl Default for SleepDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Sends the queued ESP packets, waiting for socket space rather than dropping.
 async fn flush_batch(batch: &mut udp::GsoBatch, socks: &Sockets, c: &mut EspCounters) {
     while !batch.is_empty() {
@@ -907,5 +957,29 @@ async fn flush(session: &mut Session, socks: &Sockets, out: &mut Vec<u8>) {
     while let Some(t) = session.poll_transmit(out) {
         let sock = if t.nat_t { &socks.nat } else { &socks.ike };
         let _ = sock.send(&out[..t.size]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleep_is_boottime_running_ahead_of_monotonic() {
+        let s = |m: u64, b: u64| (Duration::from_secs(m), Duration::from_secs(b));
+        let mut d = SleepDetector {
+            mono: Duration::from_secs(100),
+            boot: Duration::from_secs(150),
+        };
+        let (m, b) = s(110, 160);
+        assert_eq!(d.check(m, b), None, "awake: both advanced 10 s");
+        let (m, b) = s(111, 761);
+        assert_eq!(
+            d.check(m, b),
+            Some(Duration::from_secs(600)),
+            "slept 10 min"
+        );
+        let (m, b) = s(112, 762);
+        assert_eq!(d.check(m, b), None);
     }
 }

@@ -269,6 +269,8 @@ pub struct Session {
     behind_nat: bool,
     /// A NAT-T keepalive is due in the next `poll_transmit`.
     keepalive_due: bool,
+    /// Probe the gateway now, whatever was heard last (after a suspend).
+    force_probe: bool,
 }
 
 struct RekeyData {
@@ -318,6 +320,7 @@ impl Session {
             last_inbound: None,
             behind_nat: false,
             keepalive_due: false,
+            force_probe: false,
         };
         if let LocalAuth::Eap(m) = &s.settings.auth {
             if m.is_empty() {
@@ -566,6 +569,16 @@ impl Session {
         self.last_inbound = Some(now);
     }
 
+    /// Checks the gateway now with a DPD probe: the driver calls this when
+    /// the machine was asleep (the monotonic clock stood still while the
+    /// gateway's did not, so its SAs or even the session may be gone).
+    pub fn probe_now(&mut self, now: Instant) {
+        if self.state == State::Established && self.dpd_interval().is_some() {
+            self.force_probe = true;
+            self.timers[Timer::Dpd as usize] = Some(now);
+        }
+    }
+
     /// Asks for a CHILD SA rekey now (the data plane saw its sequence
     /// counter near the end, or a user/test asked).
     pub fn rekey_child(&mut self, now: Instant) {
@@ -649,7 +662,7 @@ impl Session {
         };
         let idle_since = self.last_inbound.unwrap_or(now);
         let due = idle_since + interval / 2;
-        if now < due {
+        if now < due && !std::mem::take(&mut self.force_probe) {
             self.timers[Timer::Dpd as usize] = Some(due);
             return;
         }

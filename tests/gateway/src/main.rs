@@ -76,6 +76,8 @@ struct Knobs {
     dpd_attr: u32,
     /// Cisco NAT-T keepalive attribute (seconds, default 20).
     keepalive_attr: u32,
+    /// Pick extended sequence numbers when the client offers them.
+    esn: bool,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -192,6 +194,7 @@ fn parse_args() -> Args {
             "--tun" => knobs.tun = Some(val()),
             "--esp-suite" => knobs.esp_suite = Some(val()),
             "--esp-faults" => knobs.esp_faults = true,
+            "--esn" => knobs.esn = true,
             "--keepalive-attr" => {
                 knobs.keepalive_attr = val()
                     .parse()
@@ -1086,7 +1089,13 @@ impl Gw {
         }
         let r_oct = signed_octets(&sa.msg2, &sa.ni, &prf, sa.keys.sk_pr.expose(), &sa.idr_body);
         let my_auth = shared_key_auth(&prf, sa.keys.sk_pr.expose(), &r_oct);
-        let offer = restrict(&sa.child_offer, self.a.knobs.esp_suite.as_deref());
+        let mut offer = restrict(&sa.child_offer, self.a.knobs.esp_suite.as_deref());
+        if self.a.knobs.esn {
+            for p in &mut offer.proposals {
+                p.transforms
+                    .retain(|t| t.ty != TransformType::ESN || t.id == EsnId::ESN.0);
+            }
+        }
         let Some(mut esp) = proposals::choose_from_peer(&offer, ProtocolId::ESP, None) else {
             let n = [Payload::from(PayloadBody::Notify(Notify::new(
                 NotifyType::NO_PROPOSAL_CHOSEN,
@@ -1144,8 +1153,9 @@ impl Gw {
             };
             if let (Some(peer), Some(e)) = (sa.peer, acclient_core::esp::EspSa::new(&info)) {
                 log(&format!(
-                    "ESP {} SPIs {:08x}_i {:08x}_o for {}",
+                    "ESP {}{} SPIs {:08x}_i {:08x}_o for {}",
                     suite.name(),
+                    if suite.esn { " with ESN" } else { "" },
                     info.spi_in,
                     info.spi_out,
                     sa.lease
