@@ -555,3 +555,151 @@ fn esn_when_negotiated() {
         lab.kill_acgateway();
     }
 }
+
+/// Where scripts/setup unpacked systemd-resolved (not installed: installing
+/// it would take over the machine's /etc/resolv.conf).
+const RESOLVED: &str = "/var/cache/acclient-test/systemd-resolved";
+
+/// With systemd-resolved running (on a private system bus, in the client
+/// namespace): DNS goes on the tunnel link over D-Bus — split DNS as routing
+/// domains, no default route for a split tunnel — /etc/resolv.conf is not
+/// touched, and the link's settings are gone after disconnect.
+#[test]
+fn dns_through_systemd_resolved() {
+    let mut lab = lab_or_skip!("tunrsv");
+    let bin = format!("{RESOLVED}/lib/systemd/systemd-resolved");
+    if !std::path::Path::new(&bin).exists() {
+        eprintln!("SKIPPED: {bin} missing (scripts/setup unpacks it)");
+        return;
+    }
+    let bus = lab.dir.join("bus");
+    let conf = lab.dir.join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/></policy>
+</busconfig>"#,
+            bus.display()
+        ),
+    )
+    .unwrap();
+    let addr = format!("unix:path={}", bus.display());
+    lab.spawn_bg(
+        "dbus",
+        std::process::Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", conf.display()))
+            .arg("--nofork"),
+    );
+    let t = Instant::now();
+    while !bus.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "dbus-daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // resolved in the client namespace, with its own /run/systemd.
+    lab.spawn_bg(
+        "resolved",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.cl, "unshare", "-m", "sh", "-c"])
+            .arg(format!("mount -t tmpfs none /run/systemd && exec {bin}"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &addr),
+    );
+    let resolvectl = |lab: &Lab, args: &str| -> String {
+        let o = lab.in_cl(&format!(
+            "DBUS_SYSTEM_BUS_ADDRESS={addr} {RESOLVED}/usr/bin/resolvectl --no-pager {args} 2>&1"
+        ));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let t = Instant::now();
+    while !resolvectl(&lab, "status").contains("Global") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "systemd-resolved did not start: {}",
+            lab.log_of("resolved")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--split",
+        "203.0.113.0/24",
+        "--dns",
+        "203.0.113.53",
+        "--domain",
+        "corp.example",
+        "--split-dns",
+        "intranet.example,lab.example",
+    ]);
+    let resolv_before =
+        std::fs::read_to_string(format!("/etc/netns/{}/resolv.conf", lab.cl)).unwrap();
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient_env(
+        "c",
+        &connect_args(&ca, &[]),
+        "pw\n",
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)],
+    );
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let link = resolvectl(&lab, "status acvpn0");
+    eprintln!("{link}");
+    assert!(link.contains("203.0.113.53"), "{link}");
+    assert!(
+        link.contains("corp.example")
+            && link.contains("~intranet.example")
+            && link.contains("~lab.example"),
+        "{link}"
+    );
+    assert!(
+        link.contains("-DefaultRoute"),
+        "split tunnel: only its domains: {link}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/etc/netns/{}/resolv.conf", lab.cl)).unwrap(),
+        resolv_before,
+        "resolv.conf untouched"
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    assert!(
+        !resolvectl(&lab, "status").contains("acvpn0"),
+        "link settings gone"
+    );
+    // A full tunnel takes every query: `~.` and the default route.
+    lab.kill_acgateway();
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let pid = lab.spawn_acclient_env(
+        "c2",
+        &connect_args(&ca, &[]),
+        "pw\n",
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)],
+    );
+    assert!(
+        lab.wait_for("c2", "Press Ctrl-C", 15),
+        "{}",
+        lab.log_of("c2")
+    );
+    let link = resolvectl(&lab, "status acvpn0");
+    assert!(
+        link.contains("+DefaultRoute") && link.contains("~."),
+        "{link}"
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(format!("/etc/netns/{}/resolv.conf", lab.cl)).unwrap(),
+        resolv_before
+    );
+}

@@ -415,18 +415,44 @@ swanctl {{
     /// Starts `acclient ARGS` in the background in the client namespace;
     /// its output goes to `name`.log in the lab directory. Returns the PID.
     pub fn spawn_acclient(&mut self, name: &str, args: &[&str], stdin: &str) -> u32 {
+        self.spawn_acclient_env(name, args, stdin, &[])
+    }
+
+    /// Like [`Lab::spawn_acclient`] with extra environment variables.
+    pub fn spawn_acclient_env(
+        &mut self,
+        name: &str,
+        args: &[&str],
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> u32 {
         use std::io::Write;
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let mut c = Command::new("ip")
             .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
             .args(args)
             .env("ACCLIENT_STATE_DIR", self.state_dir())
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("run acclient");
         c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let pid = c.id();
+        self.procs.push(c);
+        pid
+    }
+
+    /// Starts a helper process (output to `name`.log), killed by PID at the end.
+    pub fn spawn_bg(&mut self, name: &str, cmd: &mut Command) -> u32 {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let c = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let pid = c.id();
         self.procs.push(c);
         pid

@@ -32,6 +32,7 @@ pub enum Command {
 }
 
 pub mod netconfig;
+pub mod resolved;
 pub mod tun;
 pub mod udp;
 
@@ -319,7 +320,12 @@ impl Tunnel {
             return Ok(());
         };
         if self.applied.as_ref().is_some_and(|a| same_network(a, cfg)) {
-            return Ok(()); // a reconnect that got the same settings
+            // A reconnect that got the same settings: nothing to change (a
+            // vpnc-script hears about it, as with openconnect).
+            if let (Some(script), Some(t)) = (&opts.script, &self.tun) {
+                run_script(script, "reconnect", t.name(), gateway, cfg, self.dp.mtu).await?;
+            }
+            return Ok(());
         }
         self.take_down().await;
         if self.tun.is_none() {
@@ -354,7 +360,9 @@ impl Tunnel {
         let mut search = Vec::new();
         search.extend(cfg.cisco.default_domain.iter().cloned());
         search.extend(cfg.domains.iter().cloned());
-        search.extend(cfg.cisco.split_dns.iter().cloned());
+        let full_tunnel = routes
+            .iter()
+            .any(|r| r.via == crate::routes::Via::Tunnel && r.dst.len == 1);
         let setup = netconfig::NetSetup {
             addresses: cfg.addresses.clone(),
             mtu,
@@ -365,6 +373,8 @@ impl Tunnel {
                 Vec::new()
             },
             search,
+            split_dns: cfg.cisco.split_dns.clone(),
+            full_tunnel,
             gateway: gateway.to_string(),
         };
         let index = netconfig::link_index(net.handle(), &name).await?;
@@ -682,6 +692,7 @@ async fn run_one(
     let mut ebuf = vec![0u8; BUF];
     let mut batch = udp::GsoBatch::default();
     let mut sleep = SleepDetector::new();
+    let mut cmsg = udp::gro_cmsg_space();
     let mut logged_spis = None;
     let mut commands_open = true;
     let mut rekey_asked = false;
@@ -785,7 +796,7 @@ async fn run_one(
                 let now = Instant::now();
                 let mut authentic = false;
                 for _ in 0..MAX_PER_WAKEUP {
-                    let (n, seg, from) = match socks.nat.try_io(tokio::io::Interest::READABLE, || udp::recv_gro(&socks.nat, &mut nbuf)) {
+                    let (n, seg, from) = match socks.nat.try_io(tokio::io::Interest::READABLE, || udp::recv_gro(&socks.nat, &mut nbuf, &mut cmsg)) {
                         Ok(x) => x,
                         Err(_) => break,
                     };

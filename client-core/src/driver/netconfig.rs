@@ -318,6 +318,8 @@ pub struct NetConfig {
     handle: Handle,
     journal: Journal,
     dir: PathBuf,
+    /// DNS set on our link through systemd-resolved.
+    resolved: Option<(zbus::Connection, u32)>,
 }
 
 /// What to configure.
@@ -333,6 +335,11 @@ pub struct NetSetup {
     pub dns: Vec<IpAddr>,
     /// Search domains.
     pub search: Vec<String>,
+    /// Split-DNS domains (Cisco's list): only these names go to the
+    /// tunnel's servers when the tunnel is split.
+    pub split_dns: Vec<String>,
+    /// Everything goes through the tunnel (DNS too).
+    pub full_tunnel: bool,
     /// Who configured it (a comment in resolv.conf).
     pub gateway: String,
 }
@@ -345,6 +352,7 @@ impl NetConfig {
             handle: connect()?,
             journal: Journal::create(dir)?,
             dir: dir.to_path_buf(),
+            resolved: None,
         })
     }
 
@@ -424,7 +432,19 @@ impl NetConfig {
             }
         }
         if !s.dns.is_empty() {
-            self.set_dns(s)?;
+            match super::resolved::connect().await {
+                Some(conn) => {
+                    let dns = super::resolved::LinkDns {
+                        servers: s.dns.clone(),
+                        search: s.search.clone(),
+                        routing: s.split_dns.clone(),
+                        default_route: s.full_tunnel,
+                    };
+                    super::resolved::set_link(&conn, index, &dns).await?;
+                    self.resolved = Some((conn, index));
+                }
+                None => self.set_dns(s)?,
+            }
         }
         Ok(())
     }
@@ -460,6 +480,9 @@ impl NetConfig {
 
     /// Undoes everything, newest first, and removes the journal.
     pub async fn teardown(self) {
+        if let Some((conn, index)) = &self.resolved {
+            super::resolved::revert_link(conn, *index).await;
+        }
         undo_all(&self.handle, &self.journal.ops).await;
         let _ = std::fs::remove_file(&self.journal.path);
     }
@@ -494,7 +517,9 @@ pub fn resolv_conf(orig: &str, s: &NetSetup) -> String {
     for d in &s.dns {
         out.push_str(&format!("nameserver {d}\n"));
     }
+    // resolv.conf cannot route by domain: split-DNS names become search domains.
     let mut search: Vec<String> = s.search.clone();
+    search.extend(s.split_dns.iter().cloned());
     for l in orig.lines() {
         let t = l.trim_start();
         if let Some(rest) = t
@@ -504,7 +529,8 @@ pub fn resolv_conf(orig: &str, s: &NetSetup) -> String {
             search.extend(rest.split_whitespace().map(str::to_string));
         }
     }
-    search.dedup();
+    let mut seen = std::collections::HashSet::new();
+    search.retain(|d| seen.insert(d.clone()));
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
     }

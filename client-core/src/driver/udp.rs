@@ -182,19 +182,20 @@ fn send_one(sock: &impl AsRawFd, data: &[u8], to: Option<&SockaddrStorage>) -> i
     }
 }
 
-/// One `recvmsg`: (bytes, size of each datagram in them, sender).
+/// Space for the GRO control message, made once per socket (not per packet).
+pub fn gro_cmsg_space() -> Vec<u8> {
+    nix::cmsg_space!(i32)
+}
+
+/// One `recvmsg`: (bytes, size of each datagram in them, sender). `cmsg`
+/// comes from [`gro_cmsg_space`] and is reused.
 pub fn recv_gro(
     sock: &impl AsRawFd,
     buf: &mut [u8],
+    cmsg: &mut [u8],
 ) -> io::Result<(usize, usize, Option<std::net::SocketAddr>)> {
-    let mut cmsg = nix::cmsg_space!(i32);
     let mut iov = [IoSliceMut::new(buf)];
-    let m = recvmsg::<SockaddrStorage>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )?;
+    let m = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())?;
     let mut seg = m.bytes;
     if let Ok(cm) = m.cmsgs() {
         for c in cm {

@@ -78,6 +78,9 @@ struct Knobs {
     keepalive_attr: u32,
     /// Pick extended sequence numbers when the client offers them.
     esn: bool,
+    /// Cisco default domain and split-DNS list (comma separated).
+    domain: Option<String>,
+    split_dns: Option<String>,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -195,6 +198,8 @@ fn parse_args() -> Args {
             "--esp-suite" => knobs.esp_suite = Some(val()),
             "--esp-faults" => knobs.esp_faults = true,
             "--esn" => knobs.esn = true,
+            "--domain" => knobs.domain = Some(val()),
+            "--split-dns" => knobs.split_dns = Some(val()),
             "--keepalive-attr" => {
                 knobs.keepalive_attr = val()
                     .parse()
@@ -1242,6 +1247,20 @@ impl Gw {
                 value: v,
             });
         }
+        let domain = self.a.knobs.domain.clone().unwrap_or_default();
+        let split_dns = self.a.knobs.split_dns.clone().unwrap_or_default();
+        if !domain.is_empty() {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr(cisco::DEF_DOMAIN),
+                value: domain.as_bytes(),
+            });
+        }
+        if !split_dns.is_empty() {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr(cisco::SPLIT_DNS),
+                value: split_dns.as_bytes(),
+            });
+        }
         let banner = self.a.knobs.banner.clone().unwrap_or_default();
         if !banner.is_empty() {
             attrs.push(CfgAttribute {
@@ -1512,8 +1531,11 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
     if nat {
         acclient_core::driver::udp::enable_gro(&*sock);
     }
+    let mut cmsg = acclient_core::driver::udp::gro_cmsg_space();
     loop {
-        let Ok((total, seg, from)) = acclient_core::driver::udp::recv_gro(&*sock, &mut buf) else {
+        let Ok((total, seg, from)) =
+            acclient_core::driver::udp::recv_gro(&*sock, &mut buf, &mut cmsg)
+        else {
             continue;
         };
         let Some(from) = from else { continue };
