@@ -29,6 +29,22 @@ fn connect_args<'a>(ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// `connect` to strongSwan as alice (certificate + EAP-MSCHAPv2).
+fn ss_connect_args<'a>(ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "connect",
+        "--server",
+        GW,
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        ca,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 fn ok(o: &std::process::Output) -> String {
     let s = format!(
         "{}{}",
@@ -164,18 +180,7 @@ fn strongswan_traffic_dual_stack() {
     lab.start_strongswan(&conf, "");
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
-    let args = [
-        "connect",
-        "--server",
-        GW,
-        "--user",
-        "alice",
-        "--passwd-on-stdin",
-        "--cafile",
-        &ca,
-        "--ipv6",
-        "-v",
-    ];
+    let args = ss_connect_args(&ca, &["--ipv6", "-v"]);
     let pid = lab.spawn_acclient("c", &args, "alice-password\n");
     assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
     let during = lab.client_net_state();
@@ -215,17 +220,7 @@ fn rekeys_during_a_transfer() {
     );
     lab.start_strongswan(&conf, "");
     let ca = lab.ca("ca.crt");
-    let args = [
-        "connect",
-        "--server",
-        GW,
-        "--user",
-        "alice",
-        "--passwd-on-stdin",
-        "--cafile",
-        &ca,
-        "-v",
-    ];
+    let args = ss_connect_args(&ca, &["-v"]);
     let pid = lab.spawn_acclient("c", &args, "alice-password\n");
     assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
     let v = tcp_transfer(&lab, "203.0.113.1", 12, "");
@@ -491,16 +486,7 @@ fn gateway_delete_tears_down() {
     lab.start_eap_gateway("gw.crt");
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
-    let args = [
-        "connect",
-        "--server",
-        GW,
-        "--user",
-        "alice",
-        "--passwd-on-stdin",
-        "--cafile",
-        &ca,
-    ];
+    let args = ss_connect_args(&ca, &[]);
     let pid = lab.spawn_acclient("c", &args, "alice-password\n");
     assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
     let d = lab.dir.join("gw");

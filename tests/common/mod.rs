@@ -367,11 +367,8 @@ swanctl {{
     ) -> (i32, String, String, Duration) {
         use std::io::Write;
         let t = Instant::now();
-        let mut c = Command::new("ip")
-            .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
-            .args(args)
-            .env("ACCLIENT_STATE_DIR", self.state_dir())
-            .envs(env.iter().copied())
+        let mut c = self
+            .acclient_cmd(args, env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -407,6 +404,16 @@ swanctl {{
         self.acclient(&args, "alice-password\n")
     }
 
+    /// `acclient ARGS` in the client namespace with this lab's state directory.
+    fn acclient_cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
+            .args(args)
+            .env("ACCLIENT_STATE_DIR", self.state_dir())
+            .envs(env.iter().copied());
+        c
+    }
+
     /// This lab's acclient state directory (journal, status socket).
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
@@ -428,11 +435,8 @@ swanctl {{
     ) -> u32 {
         use std::io::Write;
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
-        let mut c = Command::new("ip")
-            .args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
-            .args(args)
-            .env("ACCLIENT_STATE_DIR", self.state_dir())
-            .envs(env.iter().copied())
+        let mut c = self
+            .acclient_cmd(args, env)
             .stdin(Stdio::piped())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
