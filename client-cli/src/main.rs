@@ -865,7 +865,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
             }
         }
         socks.grow_buffers(4 << 20);
-        Tunnel::new(Some(opts))
+        Tunnel::open(opts)?
     } else {
         Tunnel::new(None)
     };

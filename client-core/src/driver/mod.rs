@@ -300,6 +300,15 @@ impl Tunnel {
         }
     }
 
+    /// A tunnel whose TUN device exists from the start, so a missing
+    /// privilege or a bad device name is reported before anyone logs in.
+    pub fn open(opts: TunnelOptions) -> io::Result<Tunnel> {
+        let dev = tun::Tun::create(&opts.interface)?;
+        let mut t = Tunnel::new(Some(opts));
+        t.tun = Some(dev);
+        Ok(t)
+    }
+
     /// Whether it ever came up (worth reconnecting).
     pub fn was_up(&self) -> bool {
         self.connected_at.is_some()
