@@ -200,6 +200,9 @@ fn strongswan_traffic_dual_stack() {
     assert!(out.contains("5 received"), "IPv6 inside: {out}");
     let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
     assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 1e5);
+    // TCP over IPv6 inside: TUN segmentation offload for TCPv6 too.
+    let v = tcp_transfer(&lab, "2001:db8:ffff::1", 2, "");
+    assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 1e5);
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
     assert_eq!(lab.client_net_state(), before);
 }

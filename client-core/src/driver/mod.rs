@@ -697,7 +697,9 @@ async fn run_one(
     let mut out = Vec::with_capacity(2048);
     let mut rbuf = vec![0u8; BUF];
     let mut nbuf = vec![0u8; BUF];
-    let mut tbuf = vec![0u8; BUF];
+    // Room for jumbo frames; 128 packets per read at most.
+    let mut rb = tun::RecvBatch::new(9000);
+    let mut sb = tun::SendBatch::default();
     let mut ebuf = vec![0u8; BUF];
     let mut batch = udp::GsoBatch::default();
     let mut sleep = SleepDetector::new();
@@ -830,8 +832,13 @@ async fn run_one(
                                 if ip.len() >= 28 && ip[0] >> 4 == 4 && ip[9] == 1 && ip[20] == 0 && ip[24..26] == [0xac, 0xac] {
                                     c.echo_replies += 1;
                                 }
-                                if let (Some(t), false) = (&tunnel.tun, ip.is_empty()) {
-                                    let _ = t.try_send(ip);
+                                if !ip.is_empty() {
+                                    sb.push(ip);
+                                }
+                                if sb.is_full() {
+                                    if let Some(t) = &tunnel.tun {
+                                        if let Err(e) = t.send(&mut sb).await { debug!("TUN write: {e}"); }
+                                    }
                                 }
                             }
                             Err(e) => {
@@ -841,44 +848,47 @@ async fn run_one(
                         }
                     }
                 }
+                if let Some(t) = &tunnel.tun {
+                    if let Err(e) = t.send(&mut sb).await { debug!("TUN write: {e}"); }
+                }
                 if authentic {
                     session.note_inbound(now);
                 }
             }
             r = tun_ready => {
-                match r {
-                    Ok(mut guard) => {
-                        for _ in 0..MAX_PER_WAKEUP {
-                            let Some(t) = tunnel.tun.as_ref() else { break };
-                            let n = match t.try_recv(&mut tbuf) {
-                                Ok(n) => n,
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => { guard.clear_ready(); break; }
-                                Err(e) => { debug!("TUN read: {e}"); break; }
-                            };
-                            let Some(sa) = tunnel.dp.out.as_mut() else { break };
-                            let len = sa.sealed_len(n);
-                            if batch.reserve(len).is_none() {
-                                flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
-                            }
-                            let Some(sa) = tunnel.dp.out.as_mut() else { break };
-                            let c = &mut tunnel.dp.counters;
-                            match batch.reserve(len).map(|room| sa.encapsulate(&tbuf[..n], room)) {
-                                Some(Ok(m)) => {
-                                    batch.commit(m);
-                                    c.tx_bytes += n as u64;
-                                }
-                                _ => c.drop_tx += 1,
-                            }
-                            if !rekey_asked && sa.rekey_due() {
-                                rekey_asked = true;
-                                info!("ESP sequence numbers running out: rekeying the CHILD SA");
-                                session.rekey_child(Instant::now());
-                            }
-                        }
-                        flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
+                if let Err(e) = r { debug!("TUN: {e}"); }
+                // A few frames per wakeup; each may be a whole TCP burst.
+                for _ in 0..8 {
+                    let Some(t) = tunnel.tun.as_ref() else { break };
+                    match t.try_recv(&mut rb) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => { debug!("TUN read: {e}"); break; }
                     }
-                    Err(e) => debug!("TUN: {e}"),
+                    for ip in rb.packets() {
+                        let n = ip.len();
+                        let Some(sa) = tunnel.dp.out.as_mut() else { break };
+                        let len = sa.sealed_len(n);
+                        if batch.reserve(len).is_none() {
+                            flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
+                        }
+                        let Some(sa) = tunnel.dp.out.as_mut() else { break };
+                        let c = &mut tunnel.dp.counters;
+                        match batch.reserve(len).map(|room| sa.encapsulate(ip, room)) {
+                            Some(Ok(m)) => {
+                                batch.commit(m);
+                                c.tx_bytes += n as u64;
+                            }
+                            _ => c.drop_tx += 1,
+                        }
+                        if !rekey_asked && sa.rekey_due() {
+                            rekey_asked = true;
+                            info!("ESP sequence numbers running out: rekeying the CHILD SA");
+                            session.rekey_child(Instant::now());
+                        }
+                    }
                 }
+                flush_batch(&mut batch, socks, &mut tunnel.dp.counters).await;
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 session.handle_timeout(Instant::now());

@@ -18,6 +18,7 @@ use acclient_core::crypto::cipher::Protection;
 use acclient_core::crypto::dh::KeyPair;
 use acclient_core::crypto::keymat::{self, IkeKeys, KeyLengths};
 use acclient_core::crypto::{Rng, SystemRng};
+use acclient_core::driver::tun::{RecvBatch, SendBatch};
 use acclient_core::eap::anyconnect::{Frame, TLV_XML};
 use acclient_core::ike::proposals::{self, IkeSuite};
 use acclient_core::ike::{cisco, cisco_frag, describe};
@@ -1401,7 +1402,7 @@ fn restrict(offer: &SaPayload, suite: Option<&str>) -> SaPayload {
 struct DataPlane {
     inbound: Mutex<HashMap<u32, acclient_core::esp::EspIn>>,
     outbound: Mutex<HashMap<Ipv4Addr, (acclient_core::esp::EspOut, SocketAddr)>>,
-    tun: Mutex<Option<Arc<tun::Device>>>,
+    tun: Mutex<Option<Arc<tun_rs::SyncDevice>>>,
     faults: bool,
 }
 
@@ -1412,41 +1413,52 @@ impl DataPlane {
         self.outbound.lock().expect("dp").insert(lease, (out, peer));
     }
 
-    fn tun(&self) -> Option<Arc<tun::Device>> {
+    fn tun(&self) -> Option<Arc<tun_rs::SyncDevice>> {
         self.tun.lock().expect("dp").clone()
     }
 
-    /// An ESP packet from a client: open it and hand it to the TUN device.
-    fn inbound(&self, pkt: &mut [u8]) {
-        let Some(spi) = acclient_core::esp::spi_of(pkt) else {
-            return;
-        };
+    /// ESP packets from clients (a GRO batch of `seg`-byte datagrams):
+    /// open each and hand it to the TUN device, one lock for the batch.
+    fn inbound(&self, batch: &mut [u8], seg: usize, out: &mut SendBatch) {
+        let tun = self.tun();
         let mut map = self.inbound.lock().expect("dp");
-        let Some(sa) = map.get_mut(&spi) else {
-            return;
-        };
-        match sa.decapsulate(pkt) {
-            Ok(ip) if !ip.is_empty() => {
-                if let Some(t) = self.tun() {
-                    let _ = t.send(ip);
+        for pkt in batch.chunks_mut(seg.max(1)) {
+            let Some(spi) = acclient_core::esp::spi_of(pkt) else {
+                continue;
+            };
+            let Some(sa) = map.get_mut(&spi) else {
+                continue;
+            };
+            match sa.decapsulate(pkt) {
+                Ok(ip) if !ip.is_empty() => {
+                    out.push(ip);
+                    if out.is_full() {
+                        if let Some(t) = &tun {
+                            let _ = out.send_sync(t);
+                        }
+                    }
                 }
+                Ok(_) => {}
+                Err(e) => log(&format!("ESP from a client dropped: {e:?}")),
             }
-            Ok(_) => {}
-            Err(e) => log(&format!("ESP from a client dropped: {e:?}")),
+        }
+        // One coalesced write per flow where the kernel allows (TUN GRO).
+        if let Some(t) = &tun {
+            let _ = out.send_sync(t);
         }
     }
 
     /// Packets for the pool, read from the TUN device, sealed to their
     /// client, sent in GSO batches (one `sendmsg` per run of packets to the
     /// same client).
-    fn outbound_loop(&self, dev: Arc<tun::Device>, sock: Arc<UdpSocket>) {
+    fn outbound_loop(&self, dev: Arc<tun_rs::SyncDevice>, sock: Arc<UdpSocket>) {
         use acclient_core::driver::udp::GsoBatch;
         use std::os::fd::{AsRawFd, BorrowedFd};
-        let mut buf = vec![0u8; 65536];
+        let mut rb = RecvBatch::new(1500);
         let mut batch = GsoBatch::default();
         let mut to: Option<SocketAddr> = None;
         let mut n_out: u64 = 0;
-        let _ = dev.set_nonblock();
+        let _ = dev.set_nonblocking(true);
         let flush = |batch: &mut GsoBatch, to: Option<SocketAddr>| {
             while !batch.is_empty() {
                 match batch.flush_to(&*sock, to) {
@@ -1458,8 +1470,8 @@ impl DataPlane {
             }
         };
         loop {
-            let n = match dev.recv(&mut buf) {
-                Ok(n) => n,
+            match rb.recv_sync(&dev) {
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     flush(&mut batch, to);
                     // SAFETY: `dev` owns the descriptor and outlives this borrow.
@@ -1470,56 +1482,60 @@ impl DataPlane {
                 }
                 Err(_) => continue,
             };
-            if n < 20 || buf[0] >> 4 != 4 {
-                continue;
-            }
-            let dst = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
-            let mut map = self.outbound.lock().expect("dp");
-            let Some((sa, peer)) = map.get_mut(&dst) else {
-                continue;
-            };
-            let peer = *peer;
-            let len = sa.sealed_len(n);
-            if to != Some(peer) || batch.reserve(len).is_none() {
-                flush(&mut batch, to);
-                to = Some(peer);
-            }
-            let fault = self.faults && (n_out + 1).is_multiple_of(10);
-            let mut last = Vec::new();
-            match batch.reserve(len) {
-                Some(room) => match sa.encapsulate(&buf[..n], room) {
-                    Ok(m) => {
-                        if fault {
-                            last = room[..m].to_vec();
+            // One read may be a whole TCP burst, cut into packets (TUN TSO).
+            for buf in rb.packets() {
+                let n = buf.len();
+                if n < 20 || buf[0] >> 4 != 4 {
+                    continue;
+                }
+                let dst = Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+                let mut map = self.outbound.lock().expect("dp");
+                let Some((sa, peer)) = map.get_mut(&dst) else {
+                    continue;
+                };
+                let peer = *peer;
+                let len = sa.sealed_len(n);
+                if to != Some(peer) || batch.reserve(len).is_none() {
+                    flush(&mut batch, to);
+                    to = Some(peer);
+                }
+                let fault = self.faults && (n_out + 1).is_multiple_of(10);
+                let mut last = Vec::new();
+                match batch.reserve(len) {
+                    Some(room) => match sa.encapsulate(&buf[..n], room) {
+                        Ok(m) => {
+                            if fault {
+                                last = room[..m].to_vec();
+                            }
+                            batch.commit(m)
                         }
-                        batch.commit(m)
+                        Err(_) => continue,
+                    },
+                    None => continue,
+                }
+                n_out += 1;
+                if fault {
+                    // Fault knob: a corrupted packet with a fresh sequence number
+                    // (ICV, checked only after the replay window lets it through),
+                    // the packet just sent again (replay), and one with a SPI
+                    // nobody has.
+                    let mut bad = vec![0u8; len + 64];
+                    let k = sa.encapsulate(&buf[..n], &mut bad).unwrap_or(0);
+                    bad.truncate(k);
+                    if k > 0 {
+                        bad[k / 2] ^= 0x55;
                     }
-                    Err(_) => continue,
-                },
-                None => continue,
-            }
-            n_out += 1;
-            if fault {
-                // Fault knob: a corrupted packet with a fresh sequence number
-                // (ICV, checked only after the replay window lets it through),
-                // the packet just sent again (replay), and one with a SPI
-                // nobody has.
-                let mut bad = vec![0u8; len + 64];
-                let k = sa.encapsulate(&buf[..n], &mut bad).unwrap_or(0);
-                bad.truncate(k);
-                if k > 0 {
-                    bad[k / 2] ^= 0x55;
+                    drop(map);
+                    flush(&mut batch, to);
+                    let mut spi = last.clone();
+                    if spi.len() >= 4 {
+                        spi[..4].copy_from_slice(&0x0bad_5b15u32.to_be_bytes());
+                    }
+                    for d in [&last, &bad, &spi] {
+                        let _ = sock.send_to(d, peer);
+                    }
+                    log("fault knob: sent a replayed, a corrupted and an unknown-SPI ESP packet");
                 }
-                drop(map);
-                flush(&mut batch, to);
-                let mut spi = last.clone();
-                if spi.len() >= 4 {
-                    spi[..4].copy_from_slice(&0x0bad_5b15u32.to_be_bytes());
-                }
-                for d in [&last, &bad, &spi] {
-                    let _ = sock.send_to(d, peer);
-                }
-                log("fault knob: sent a replayed, a corrupted and an unknown-SPI ESP packet");
             }
         }
     }
@@ -1532,6 +1548,7 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
         acclient_core::driver::udp::enable_gro(&*sock);
     }
     let mut cmsg = acclient_core::driver::udp::gro_cmsg_space();
+    let mut out = SendBatch::default();
     loop {
         let Ok((total, seg, from)) =
             acclient_core::driver::udp::recv_gro(&*sock, &mut buf, &mut cmsg)
@@ -1541,9 +1558,20 @@ fn serve(gw: Arc<Mutex<Gw>>, sock: Arc<UdpSocket>, nat: bool) {
         let Some(from) = from else { continue };
         // GRO hands over several datagrams of `seg` bytes back to back
         // (ESP, and equally sized IKE fragments too).
+        // ESP (the common case): the whole batch at once.
+        if nat
+            && total >= 8
+            && buf[..4] != [0, 0, 0, 0]
+            && buf[..total]
+                .chunks(seg)
+                .all(|d| d.len() >= 8 && d[..4] != [0, 0, 0, 0])
+        {
+            dp.inbound(&mut buf[..total], seg, &mut out);
+            continue;
+        }
         for d in buf[..total].chunks_mut(seg) {
             if nat && d.len() >= 8 && d[..4] != [0, 0, 0, 0] {
-                dp.inbound(d); // ESP
+                dp.inbound(d, d.len(), &mut out); // ESP
                 continue;
             }
             let data = if nat {
@@ -1636,14 +1664,14 @@ fn main() {
         // The pool's /24 is routed into the device; the gateway's address in
         // it is the last one.
         let net = u32::from(a.pool) & 0xffff_ff00;
-        let mut c = tun::Configuration::default();
-        c.tun_name(name)
-            .address(Ipv4Addr::from(net | 254))
-            .netmask(Ipv4Addr::new(255, 255, 255, 0))
-            .mtu(1500)
-            .up();
         let dev = Arc::new(
-            tun::create(&c).unwrap_or_else(|e| usage(&format!("cannot create TUN {name}: {e}"))),
+            tun_rs::DeviceBuilder::new()
+                .name(name)
+                .ipv4(Ipv4Addr::from(net | 254), 24, None)
+                .mtu(1500)
+                .offload(true)
+                .build_sync()
+                .unwrap_or_else(|e| usage(&format!("cannot create TUN {name}: {e}"))),
         );
         *dp.tun.lock().expect("dp") = Some(dev.clone());
         let (d2, n2) = (dp.clone(), nat.clone());
