@@ -67,8 +67,10 @@ pub struct SendBatch {
 impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
+            // MTU-sized to start with; a buffer that coalesces a flow grows
+            // once and keeps its capacity (no allocation per packet after).
             bufs: (0..IDEAL_BATCH_SIZE)
-                .map(|_| Vec::with_capacity(OFFSET + 65535))
+                .map(|_| Vec::with_capacity(OFFSET + 2048))
                 .collect(),
             n: 0,
             gro: GROTable::default(),
