@@ -128,6 +128,15 @@ fn acgateway_traffic_drops_and_clean_teardown() {
     let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
     let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
     assert!(bytes > 1e6, "TCP moved {bytes} bytes");
+    // A second connect on the same state directory refuses to start (it
+    // would take the first one's journal for a crash's).
+    let (code, _, err, _) = lab.acclient(&connect_args(&ca, &[]), "pw\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another acclient connect is running"), "{err}");
+    // ...and `restore` leaves a running tunnel's changes alone.
+    let (code, _, err, _) = lab.acclient(&["restore"], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("another acclient connect is running"), "{err}");
     let st = lab.status();
     eprintln!("status: {st}");
     let e = &st["esp"];

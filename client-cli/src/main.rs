@@ -222,7 +222,10 @@ fn main() {
         Cmd::Profiles { file } => profiles(&file).map(|_| 0),
         Cmd::Status { json } => rt().block_on(status_cmd(json)),
         Cmd::Restore => rt().block_on(async {
-            let n = driver::netconfig::replay_journal(&driver::netconfig::state_dir()).await?;
+            let dir = driver::netconfig::state_dir();
+            // A running tunnel's journal is not a crash's: leave it alone.
+            let _lock = driver::netconfig::lock_state(&dir)?;
+            let n = driver::netconfig::replay_journal(&dir).await?;
             println!("{n} changes put back");
             Ok(0)
         }),
@@ -753,6 +756,14 @@ fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
 async fn probe(a: ConnectArgs) -> Result<i32> {
     tracing::debug!("probe: reading settings");
     let p = plan(&a)?;
+    // Held until the tunnel is down (dropped at the end of this function).
+    let _state_lock = if a.until_signal {
+        Some(driver::netconfig::lock_state(
+            &driver::netconfig::state_dir(),
+        )?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
         || std::fs::metadata("/proc/self")

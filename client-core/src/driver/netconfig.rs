@@ -33,6 +33,45 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/acclient"))
 }
 
+/// Held while a tunnel is up: one acclient per state directory, so a
+/// second `connect` cannot mistake the first one's journal for a crash's.
+#[derive(Debug)]
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Takes the state directory's lock, or says who holds it. The kernel drops
+/// the lock when its holder dies however it dies, so a crash never blocks
+/// the next start.
+pub fn lock_state(dir: &Path) -> io::Result<StateLock> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut l) => {
+            use std::io::{Seek, Write};
+            let _ = l.set_len(0);
+            let _ = l.seek(std::io::SeekFrom::Start(0));
+            let _ = write!(l, "{}", std::process::id());
+            Ok(StateLock { _lock: l })
+        }
+        Err((_, nix::Error::EWOULDBLOCK)) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(io::Error::other(format!(
+                "another acclient connect is running (pid {}); state in {}",
+                pid.trim(),
+                dir.display()
+            )))
+        }
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
 /// A change to undo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Undo {
