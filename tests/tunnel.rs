@@ -280,11 +280,86 @@ fn dpd_then_reconnect() {
     );
     std::thread::sleep(Duration::from_secs(2));
     lab.start_acgateway(&gw_args);
-    assert!(lab.wait_for("c", "Reconnected.", 30), "{}", lab.log_of("c"));
+    assert!(
+        lab.wait_for("c", "Reconnected (logged in again).", 30),
+        "{}",
+        lab.log_of("c")
+    );
+    // The restarted gateway has forgotten the session: the client offered
+    // its token, was refused, and logged in with the remembered password.
+    let gw = lab.acgw_log();
+    assert!(
+        gw.contains("not resumed (token unknown or expired): full login")
+            && gw.contains("user 'alice' authenticated"),
+        "{gw}"
+    );
     let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
     assert!(out.contains("3 received"), "{out}");
     let st = lab.status();
     assert_eq!(st["reconnects"], 1, "{st}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
+/// An outage (the gateway's host drops everything) long enough for DPD:
+/// the reconnect offers the AnyConnect session token and the gateway, which
+/// still holds the session, takes it back without a login. The OTP is good
+/// once, so a replayed login would be refused: only the token can succeed.
+/// The tunnel keeps its address, and traffic flows again.
+#[test]
+fn outage_resumes_session_without_login() {
+    let mut lab = lab_or_skip!("tunres");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--otp",
+        "424242",
+        "--otp-once",
+        "--tun",
+        "acgw0",
+        "--dpd-attr",
+        "4",
+    ]);
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n424242\n");
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
+    let addr = |lab: &Lab| ok(&lab.in_cl("ip -br -4 addr show dev acvpn0"));
+    let before = addr(&lab);
+    ok(&lab.in_gw("iptables -I INPUT -p udp -j DROP"));
+    assert!(
+        lab.wait_for("c", "reconnecting", 12),
+        "DPD did not notice: {}",
+        lab.log_of("c")
+    );
+    ok(&lab.in_gw("iptables -D INPUT -p udp -j DROP"));
+    assert!(
+        lab.wait_for("c", "the gateway resumed the session (no login)", 30),
+        "{}\n{}",
+        lab.log_of("c"),
+        lab.acgw_log()
+    );
+    let gw = lab.acgw_log();
+    assert!(
+        gw.contains("session 32768 of user 'alice' resumed from its token: no login"),
+        "{gw}"
+    );
+    assert_eq!(
+        gw.matches("second round OTP: accepted").count(),
+        1,
+        "one OTP login only: {gw}"
+    );
+    let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("3 received"), "{out}");
+    assert_eq!(addr(&lab), before, "same address after the resume");
+    let st = lab.status();
+    assert_eq!(st["reconnects"], 1, "{st}");
+    assert_eq!(st["session_resumed"], true, "{st}");
+    assert_eq!(st["session_id"], "32768", "{st}");
+    assert!(
+        !lab.log_of("c").contains("Wrong code"),
+        "{}",
+        lab.log_of("c")
+    );
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
 }
 

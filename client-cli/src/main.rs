@@ -882,8 +882,11 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     };
     let reconnect = if a.until_signal && !a.no_reconnect && p.auto_reconnect != Some(false) {
         let (gw, src) = (p.gateway, a.source);
-        let make: driver::Reconnect = Box::new(move || {
+        let make: driver::Reconnect = Box::new(move |resume| {
             let mut st = base.clone();
+            if let AuthMethod::AnyConnect(ac) = &mut st.auth {
+                ac.resume = resume;
+            }
             Box::pin(async move {
                 let socks = Sockets::bind(gw, 4500, src, ike_port, nat_port).await?;
                 socks.grow_buffers(4 << 20);
@@ -964,7 +967,12 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             );
                             form_passwords.rewind();
                         }
-                        Progress::Reconnected => eprintln!("Reconnected."),
+                        Progress::Reconnected { resumed: true } => {
+                            eprintln!("Reconnected: the gateway resumed the session (no login).")
+                        }
+                        Progress::Reconnected { resumed: false } => {
+                            eprintln!("Reconnected (logged in again).")
+                        }
                         other => tracing::info!("{other:?}"),
                     }
                 }
@@ -1174,6 +1182,7 @@ fn status_json(s: &driver::Status) -> serde_json::Value {
             "answered": s.stats.dpd_answered,
         },
         "session_id": s.session_id,
+        "session_resumed": s.resumed,
     })
 }
 
@@ -1229,6 +1238,17 @@ async fn status_cmd(json: bool) -> Result<i32> {
     );
     println!("      DPD configured for {} seconds, last heard {} s ago, probe in flight: {}, answered {}",
         g("/dpd/interval_s"), g("/dpd/last_heard_s"), g("/dpd/probe_in_flight"), g("/dpd/answered"));
+    if v.pointer("/session_id").is_some_and(|x| !x.is_null()) {
+        println!(
+            "      AnyConnect session: {}{}",
+            g("/session_id"),
+            if v.pointer("/session_resumed") == Some(&serde_json::Value::Bool(true)) {
+                " (resumed with its token after a reconnect)"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "      IKE messages: {} sent, {} received, {} retransmits, {} dropped",
         g("/ike/sent"),

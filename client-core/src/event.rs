@@ -157,7 +157,11 @@ pub enum Progress {
         reason: String,
     },
     /// Connected again after a loss, same tunnel settings kept.
-    Reconnected,
+    Reconnected {
+        /// The gateway took the earlier AnyConnect session back (its token)
+        /// without a login; false: a fresh login.
+        resumed: bool,
+    },
 }
 
 /// Why the session ended.

@@ -36,6 +36,9 @@ pub struct AnyConnectClient {
     pub mtu: u16,
     /// Client certificate for gateways that send `<client-cert-request/>`.
     pub client_cert: Option<ClientCert>,
+    /// An earlier session to offer in `init` (a reconnect): the gateway may
+    /// take it back without a login. Memory only.
+    pub resume: Option<crate::eap::anyconnect::xml::Resume>,
 }
 
 /// A client certificate chain and its RSA key.
@@ -59,6 +62,7 @@ impl AnyConnectClient {
             hostname,
             mtu: 1406,
             client_cert: None,
+            resume: None,
         }
     }
 }

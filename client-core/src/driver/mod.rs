@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+pub use crate::eap::anyconnect::xml::Resume;
 use crate::esp::{EspIn, EspOut, EspSa};
 use crate::event::{ChildSaInfo, Progress, TunnelConfig};
 use crate::{Answer, DisconnectReason, Event, PromptId, Received, Session, State, Stats};
@@ -61,6 +62,8 @@ pub struct Status {
     pub remote: SocketAddr,
     /// AnyConnect session id (the token itself stays in the session).
     pub session_id: Option<String>,
+    /// The current login resumed an earlier AnyConnect session.
+    pub resumed: bool,
     /// Data-plane counters.
     pub esp: EspCounters,
     /// The tunnel device, when one is up.
@@ -569,6 +572,7 @@ fn status(s: &Session, socks: &Sockets, t: &Tunnel, now: Instant) -> Status {
         local: socks.locals(),
         remote: socks.remote,
         session_id: s.anyconnect_session().map(|c| c.session_id.clone()),
+        resumed: s.anyconnect_resumed(),
         esp: t.dp.counters,
         interface: t.interface().map(str::to_string),
         rekey_in: (secs(ike_r), secs(child_r)),
@@ -597,9 +601,14 @@ fn status(s: &Session, socks: &Sockets, t: &Tunnel, now: Instant) -> Status {
     }
 }
 
-/// Builds a new session and sockets for a reconnect.
-pub type Reconnect =
-    Box<dyn FnMut() -> Pin<Box<dyn Future<Output = io::Result<(Session, Sockets)>> + Send>> + Send>;
+/// Builds a new session and sockets for a reconnect; given the last
+/// AnyConnect session, the new login offers it to the gateway first.
+pub type Reconnect = Box<
+    dyn FnMut(
+            Option<Resume>,
+        ) -> Pin<Box<dyn Future<Output = io::Result<(Session, Sockets)>> + Send>>
+        + Send,
+>;
 
 /// When to give up reconnecting, and how often to try.
 #[derive(Debug, Clone, Copy)]
@@ -627,6 +636,9 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) -> (DisconnectReason, Tunnel) {
+    // The latest AnyConnect session token: a reconnect offers it so the
+    // gateway can skip the login (a one-time password cannot be replayed).
+    let mut resume: Option<Resume> = None;
     loop {
         let r = run_one(
             &mut session,
@@ -644,6 +656,9 @@ pub async fn run(
         if !tunnel.was_up() || !reconnectable(&r) {
             let _ = events.send(Event::Disconnected(r.clone()));
             return (r, tunnel);
+        }
+        if let Some(c) = session.anyconnect_session() {
+            resume = Some(Resume::from(c));
         }
         // Free the ports: the new session binds the same ones.
         drop(socks);
@@ -670,7 +685,7 @@ pub async fn run(
                 let _ = events.send(Event::Disconnected(r.clone()));
                 return (r, tunnel);
             }
-            match make().await {
+            match make(resume.clone()).await {
                 Ok(pair) => break Some(pair),
                 Err(e) => reason = e.to_string(),
             }
@@ -752,7 +767,9 @@ async fn run_one(
                     let again = tunnel.connected_at.is_some();
                     tunnel.connected_at.get_or_insert(now);
                     if again {
-                        let _ = events.send(Event::Progress(Progress::Reconnected));
+                        let _ = events.send(Event::Progress(Progress::Reconnected {
+                            resumed: session.anyconnect_resumed(),
+                        }));
                     }
                     if let (Some((dst, count)), Some(sa)) = (opts.ping, tunnel.dp.out.as_mut()) {
                         let src = cfg.addresses.iter().find_map(|(a, _)| match a {

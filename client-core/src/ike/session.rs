@@ -263,6 +263,8 @@ pub struct Session {
     rekey: Option<RekeyData>,
     /// The AnyConnect `complete` document (session id, secret token), for reconnects.
     anyconnect_session: Option<crate::eap::anyconnect::xml::Complete>,
+    /// The gateway took an earlier session back without a login.
+    anyconnect_resumed: bool,
     /// Last time anything authentic arrived from the gateway (IKE or ESP).
     last_inbound: Option<Instant>,
     /// NAT-D said our address is translated.
@@ -317,6 +319,7 @@ impl Session {
             last_reassembly_error: None,
             rekey: None,
             anyconnect_session: None,
+            anyconnect_resumed: false,
             last_inbound: None,
             behind_nat: false,
             keepalive_due: false,
@@ -386,6 +389,12 @@ impl Session {
     /// reconnect presents instead of asking the user again.
     pub fn anyconnect_session(&self) -> Option<&crate::eap::anyconnect::xml::Complete> {
         self.anyconnect_session.as_ref()
+    }
+
+    /// Whether this login resumed an earlier AnyConnect session (no form was
+    /// shown: the gateway accepted the offered session token).
+    pub fn anyconnect_resumed(&self) -> bool {
+        self.anyconnect_resumed
     }
 
     /// Whether we float to UDP 4500.
@@ -1740,7 +1749,7 @@ impl Session {
                 device_id: a.device_id,
             };
             init.anyconnect = Some(crate::eap::anyconnect::peer::AnyConnectPeer::new(
-                me, a.group,
+                me, a.group, a.resume,
             ));
         }
         let owned: Vec<Payload<'_>> = payloads;
@@ -2147,6 +2156,7 @@ impl Session {
     fn establish(&mut self, now: Instant, payloads: &[Payload<'_>]) {
         let Some(init) = self.init.take() else { return };
         self.anyconnect_session = init.anyconnect.as_ref().and_then(|p| p.session().cloned());
+        self.anyconnect_resumed = init.anyconnect.as_ref().is_some_and(|p| p.resumed());
         let Some(ike) = self.ike.as_ref() else { return };
         let mut cfg = TunnelConfig::default();
         let (mut sa, mut tsi, mut tsr) = (None, None, None);

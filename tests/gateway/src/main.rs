@@ -82,6 +82,10 @@ struct Knobs {
     /// Cisco default domain and split-DNS list (comma separated).
     domain: Option<String>,
     split_dns: Option<String>,
+    /// How long a session can be resumed with its token (seconds; 0: never).
+    resume_timeout: u64,
+    /// The OTP code is good for one login only, like a real one-time password.
+    otp_once: bool,
 }
 
 fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
@@ -113,6 +117,7 @@ fn parse_args() -> Args {
     let mut knobs = Knobs {
         dpd_attr: 30,
         keepalive_attr: 20,
+        resume_timeout: 1800,
         ..Default::default()
     };
     while let Some(flag) = a.next() {
@@ -164,6 +169,12 @@ fn parse_args() -> Args {
             }
             "--loss" => loss = val().parse().unwrap_or_else(|_| usage("bad --loss")),
             "--otp" => knobs.otp = Some(val()),
+            "--otp-once" => knobs.otp_once = true,
+            "--resume-timeout" => {
+                knobs.resume_timeout = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --resume-timeout"))
+            }
             "--expire-password" => knobs.expire_password = true,
             "--banner" => knobs.banner = Some(val()),
             "--dup" => knobs.dup = true,
@@ -271,16 +282,32 @@ struct Sa {
     reasm: cisco_frag::CiscoReassembly,
     lease: Ipv4Addr,
     token: String,
+    /// Our `session-id` (0 until `complete`).
+    session_id: u32,
+    /// Resumed from a token: the tunnel keeps its old address.
+    resumed: bool,
     /// Where the client's NAT-T datagrams come from (for our own requests).
     peer: Option<SocketAddr>,
     /// Message ID of our next request (DPD).
     next_req: u32,
 }
 
+/// A session a client may resume with its token (by `session-token`).
+struct Resumable {
+    session_id: u32,
+    user: Option<String>,
+    group: Option<String>,
+    lease: Ipv4Addr,
+    until: std::time::Instant,
+}
+
 struct Gw {
     dp: Arc<DataPlane>,
     a: Args,
     sas: HashMap<[u8; 8], Sa>,
+    sessions: HashMap<String, Resumable>,
+    next_session: u32,
+    otp_used: bool,
     next_lease: u32,
     rng: SystemRng,
     drop_state: u32,
@@ -302,6 +329,8 @@ struct ClientDoc {
     group: Option<String>,
     /// Children of `<auth>`: name → value.
     auth: Vec<(String, String)>,
+    /// `session-token` / `session-id` (a reconnect's offer; empty otherwise).
+    session: (String, String),
 }
 
 fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
@@ -309,6 +338,7 @@ fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
     let mut r = quick_xml::Reader::from_reader(xml);
     let (mut ty, mut group, mut auth, mut path, mut text) =
         (None, None, Vec::new(), Vec::<String>::new(), String::new());
+    let mut session = (String::new(), String::new());
     loop {
         match r.read_event().ok()? {
             X::Start(e) => {
@@ -330,6 +360,10 @@ fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
                     Some("config-auth") if n == "group-select" => {
                         group = Some(text.trim().to_string())
                     }
+                    Some("config-auth") if n == "session-token" => {
+                        session.0 = text.trim().to_string()
+                    }
+                    Some("config-auth") if n == "session-id" => session.1 = text.trim().to_string(),
                     Some("auth") => auth.push((n, text.trim().to_string())),
                     _ => {}
                 }
@@ -343,6 +377,7 @@ fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
         ty: ty?,
         group,
         auth,
+        session,
     })
 }
 
@@ -649,6 +684,8 @@ impl Gw {
                 lease: Ipv4Addr::UNSPECIFIED,
                 peer: None,
                 next_req: 0,
+                session_id: 0,
+                resumed: false,
                 token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
             },
         );
@@ -793,7 +830,13 @@ impl Gw {
                 else {
                     return fail(self, "not an EAP-AnyConnect response");
                 };
-                let Some(ClientDoc { ty, group, auth }) = client_doc(&xml) else {
+                let Some(ClientDoc {
+                    ty,
+                    group,
+                    auth,
+                    session,
+                }) = client_doc(&xml)
+                else {
                     return fail(self, "malformed XML from the client");
                 };
                 log(&format!("EAP-AnyConnect: received {ty}"));
@@ -801,6 +844,11 @@ impl Gw {
                     (Stage::Init, "init") => {
                         if let Some(g) = group.filter(|g| self.a.groups.contains(g)) {
                             self.sas.get_mut(&spi_r).expect("SA").group = Some(g);
+                        }
+                        if !session.0.is_empty() && self.sas[&spi_r].round != 4 {
+                            if let Some(out) = self.try_resume(spi_r, id, &session) {
+                                return out;
+                            }
                         }
                         let mut x = self.auth_request(spi_r, false);
                         let cert_group = match &self.a.knobs.cert_group {
@@ -945,8 +993,14 @@ impl Gw {
                                 .unwrap_or_default();
                             let ok = match round {
                                 1 => !answer.is_empty(),
-                                _ => self.a.knobs.otp.as_deref() == Some(answer.as_str()),
+                                _ => {
+                                    let fresh = !(self.a.knobs.otp_once && self.otp_used);
+                                    fresh && self.a.knobs.otp.as_deref() == Some(answer.as_str())
+                                }
                             };
+                            if ok && round == 2 {
+                                self.otp_used = true;
+                            }
                             log(&format!(
                                 "second round {}: {}",
                                 if round == 1 { "new password" } else { "OTP" },
@@ -1057,12 +1111,53 @@ impl Gw {
         }
     }
 
+    /// A reconnect offered an earlier session: a live token with its id is
+    /// taken back (straight to `complete`, same user, group and address);
+    /// anything else is logged and the client gets the login form.
+    fn try_resume(
+        &mut self,
+        spi_r: [u8; 8],
+        id: u32,
+        (token, sid): &(String, String),
+    ) -> Option<Vec<Vec<u8>>> {
+        let now = std::time::Instant::now();
+        self.sessions.retain(|_, r| r.until > now);
+        let known = self
+            .sessions
+            .get(token)
+            .filter(|r| r.session_id.to_string() == *sid);
+        let Some(r) = known else {
+            log(&format!(
+                "session {sid} not resumed (token unknown or expired): full login"
+            ));
+            return None;
+        };
+        log(&format!(
+            "session {sid} of user '{}' resumed from its token: no login",
+            r.user.clone().unwrap_or_default()
+        ));
+        let (user, group, lease, session_id) =
+            (r.user.clone(), r.group.clone(), r.lease, r.session_id);
+        let sa = self.sas.get_mut(&spi_r).expect("SA");
+        sa.user = user;
+        sa.group = group;
+        sa.lease = lease;
+        sa.session_id = session_id;
+        sa.token = token.clone();
+        sa.resumed = true;
+        Some(self.complete(spi_r, id))
+    }
+
     /// The `complete` document, then wait for `ack`.
     fn complete(&mut self, spi_r: [u8; 8], id: u32) -> Vec<Vec<u8>> {
         let sa = self.sas.get_mut(&spi_r).expect("SA");
         sa.stage = Stage::Ack;
+        if sa.session_id == 0 {
+            sa.session_id = 32768 + self.next_session;
+            self.next_session += 1;
+        }
         let x = xml_head("complete")
-                            + &format!("<session-id>32768</session-id>\n<session-token>{}</session-token>\n<auth id=\"success\">\n<message id=\"0\" param1=\"\" param2=\"\"></message>\n</auth>\n</config-auth>\n", sa.token);
+                            + &format!("<session-id>{}</session-id>\n<session-token>{}</session-token>\n<auth id=\"success\">\n<message id=\"0\" param1=\"\" param2=\"\"></message>\n</auth>\n</config-auth>\n", sa.session_id, sa.token);
         let e = self.eap_req(spi_r, &x);
         self.seal(
             spi_r,
@@ -1119,7 +1214,22 @@ impl Gw {
         self.rng.fill(&mut spi);
         esp.spi = spi.to_vec();
         let sa = self.sas.get_mut(&spi_r).expect("SA");
-        sa.lease = Ipv4Addr::from(u32::from(pool) + lease_n);
+        if !sa.resumed {
+            sa.lease = Ipv4Addr::from(u32::from(pool) + lease_n);
+        }
+        if self.a.knobs.resume_timeout > 0 {
+            self.sessions.insert(
+                sa.token.clone(),
+                Resumable {
+                    session_id: sa.session_id,
+                    user: sa.user.clone(),
+                    group: sa.group.clone(),
+                    lease: sa.lease,
+                    until: std::time::Instant::now()
+                        + std::time::Duration::from_secs(self.a.knobs.resume_timeout),
+                },
+            );
+        }
         if let Ok((suite, _)) = proposals::select_esp(
             &SaPayload {
                 proposals: vec![esp.clone()],
@@ -1171,8 +1281,10 @@ impl Gw {
         }
         sa.stage = Stage::Up;
         let lease = sa.lease;
-        let complete_xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>32768</session-id><session-token>{}</session-token></config-auth>\0", sa.token);
-        self.next_lease += 1;
+        let complete_xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>{}</session-id><session-token>{}</session-token></config-auth>\0", sa.session_id, sa.token);
+        if !sa.resumed {
+            self.next_lease += 1;
+        }
         let octets = lease.octets();
         let mask = [255u8, 255, 255, 255];
         let dns_o = dns.map(|d| d.octets());
@@ -1682,6 +1794,9 @@ fn main() {
         dp,
         a,
         sas: HashMap::new(),
+        sessions: HashMap::new(),
+        next_session: 0,
+        otp_used: false,
         next_lease: 0,
         rng: SystemRng,
         drop_state: 1,

@@ -3,7 +3,7 @@
 //! complete → ack, then EAP Success. A pure state machine: the session feeds
 //! EAP requests and the user's answers; nothing here blocks or prompts.
 
-use super::xml::{self, AuthRequest, ClientInfo, Complete, GatewayDoc};
+use super::xml::{self, AuthRequest, ClientInfo, Complete, GatewayDoc, Resume};
 use super::{Frame, TLV_XML};
 use crate::crypto::Secret;
 
@@ -35,17 +35,30 @@ pub struct AnyConnectPeer {
     group: Option<String>,
     pending: Option<(u8, Box<AuthRequest>)>,
     session: Option<Complete>,
+    /// An earlier session offered in `init`, until the gateway answers.
+    resume: Option<Resume>,
+    /// Whether the gateway showed any form (or asked for anything) in this
+    /// dialogue: a `complete` without one resumed the offered session.
+    asked: bool,
 }
 
 impl AnyConnectPeer {
-    /// A peer describing itself as `me`, asking for tunnel group `group`.
-    pub fn new(me: ClientInfo, group: Option<String>) -> Self {
+    /// A peer describing itself as `me`, asking for tunnel group `group`,
+    /// offering to resume `resume` (from an earlier `complete`) if given.
+    pub fn new(me: ClientInfo, group: Option<String>, resume: Option<Resume>) -> Self {
         AnyConnectPeer {
             me,
             group,
             pending: None,
             session: None,
+            resume,
+            asked: false,
         }
+    }
+
+    /// Whether the gateway took the offered session back without a login.
+    pub fn resumed(&self) -> bool {
+        self.resume.is_some() && self.session.is_some() && !self.asked
     }
 
     /// The `complete` document (session id and token) once received.
@@ -84,9 +97,14 @@ impl AnyConnectPeer {
         let id = frame.id;
         match doc {
             GatewayDoc::Hello(_) => {
-                self.respond(id, xml::init(&self.me, self.group.as_deref(), &[]))
+                let x = xml::init(&self.me, self.group.as_deref(), &[], self.resume.as_ref());
+                self.respond(id, x.expose())
             }
             GatewayDoc::AuthRequest(req) => {
+                if !self.asked && self.resume.is_some() {
+                    tracing::info!("the gateway did not resume the session; logging in again");
+                }
+                self.asked = true;
                 if let Some(hs) = &req.host_scan {
                     let hs = hs.clone();
                     self.pending = Some((id, req));
@@ -98,14 +116,17 @@ impl AnyConnectPeer {
                 }
                 if req.authentication_complete {
                     let reply = xml::auth_reply(&self.me, req.opaque.as_deref(), &[], None);
-                    return self.respond(id, reply.expose().to_vec());
+                    return self.respond(id, reply.expose());
                 }
                 self.pending = Some((id, req.clone()));
                 AcStep::Form(req)
             }
             GatewayDoc::Complete(c) => {
+                if self.resumed_now() {
+                    tracing::info!("the gateway resumed session {}", c.session_id);
+                }
                 self.session = Some(c);
-                self.respond(id, xml::ack(&self.me))
+                self.respond(id, &xml::ack(&self.me))
             }
         }
     }
@@ -117,14 +138,15 @@ impl AnyConnectPeer {
             .pending
             .take()
             .ok_or("no certificate request is pending")?;
-        let x = xml::init(&self.me, self.group.as_deref(), &["multiple-cert"]);
+        // A certificate request means a new login: no session to offer.
+        let x = xml::init(&self.me, self.group.as_deref(), &["multiple-cert"], None);
         Ok(Frame::build(
             2,
             id,
             &[
                 (super::TLV_PKCS7, pkcs7),
                 (super::TLV_SIGNATURE, signature),
-                (TLV_XML, &x),
+                (TLV_XML, x.expose()),
             ],
         ))
     }
@@ -152,8 +174,12 @@ impl AnyConnectPeer {
         )))
     }
 
-    fn respond(&self, id: u8, xml: Vec<u8>) -> AcStep {
-        AcStep::Respond(Frame::build(2, id, &[(TLV_XML, &xml)]))
+    fn resumed_now(&self) -> bool {
+        self.resume.is_some() && !self.asked
+    }
+
+    fn respond(&self, id: u8, xml: &[u8]) -> AcStep {
+        AcStep::Respond(Frame::build(2, id, &[(TLV_XML, xml)]))
     }
 }
 
@@ -173,7 +199,7 @@ mod tests {
             version: "3.0.1047".into(),
             device_id: "win".into(),
         };
-        let mut p = AnyConnectPeer::new(me, Some("ASA-IKEV2".into()));
+        let mut p = AnyConnectPeer::new(me, Some("ASA-IKEV2".into()), None);
         let hello = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"hello\">\n<version who=\"sg\">9.0(2)8</version>\n</config-auth>";
         let AcStep::Respond(init) = p.handle(&req(1, hello)) else {
             panic!()
@@ -224,7 +250,7 @@ mod tests {
             version: "1".into(),
             device_id: "linux-64".into(),
         };
-        let mut p = AnyConnectPeer::new(me, None);
+        let mut p = AnyConnectPeer::new(me, None, None);
         let hs = "<config-auth client=\"vpn\" type=\"auth-request\"><opaque is-for=\"sg\">o</opaque><host-scan><host-scan-ticket>T</host-scan-ticket><host-scan-token>K</host-scan-token></host-scan></config-auth>";
         let AcStep::HostScan(h) = p.handle(&req(2, hs)) else {
             panic!()
@@ -261,5 +287,77 @@ mod tests {
             matches!(p.handle(&req(4, done)), AcStep::Respond(_)),
             "no input needed: post at once"
         );
+    }
+
+    const HELLO: &str = "<config-auth client=\"vpn\" type=\"hello\"><version who=\"sg\">9.0(2)8</version></config-auth>";
+    const COMPLETE: &str = "<config-auth client=\"vpn\" type=\"complete\"><session-id>32768</session-id><session-token>T&amp;K</session-token><auth id=\"success\"/></config-auth>";
+
+    fn resuming() -> AnyConnectPeer {
+        let me = ClientInfo {
+            version: "1".into(),
+            device_id: "linux-64".into(),
+        };
+        let r = Resume {
+            session_id: "32768".into(),
+            token: Secret::new(b"T&K".to_vec()),
+        };
+        AnyConnectPeer::new(me, Some("G".into()), Some(r))
+    }
+
+    /// A reconnect offers the old session in `init`; a gateway that still
+    /// holds it answers `complete` at once: no form, no credentials.
+    #[test]
+    fn resume_accepted() {
+        let mut p = resuming();
+        let AcStep::Respond(init) = p.handle(&req(1, HELLO)) else {
+            panic!()
+        };
+        let x = String::from_utf8(Frame::parse(&init).unwrap().xml().unwrap().to_vec()).unwrap();
+        assert!(
+            x.contains("<session-token>T&amp;K</session-token>\n<session-id>32768</session-id>"),
+            "{x}"
+        );
+        assert!(x.contains("<group-select>G</group-select>"), "{x}");
+        assert!(matches!(p.handle(&req(2, COMPLETE)), AcStep::Respond(_)));
+        assert!(p.resumed());
+        assert_eq!(p.session().unwrap().session_token.expose(), b"T&K");
+        assert!(matches!(p.handle(&[3, 2, 0, 4]), AcStep::Success));
+    }
+
+    /// A gateway that no longer knows the session shows its login form: the
+    /// dialogue goes on as a fresh login and is not counted as resumed.
+    #[test]
+    fn resume_refused_falls_back_to_login() {
+        let mut p = resuming();
+        assert!(matches!(p.handle(&req(1, HELLO)), AcStep::Respond(_)));
+        let ar = "<config-auth client=\"vpn\" type=\"auth-request\"><opaque is-for=\"sg\">o</opaque><auth id=\"main\"><form><input type=\"password\" name=\"password\" label=\"P\"/></form></auth></config-auth>";
+        assert!(matches!(p.handle(&req(2, ar)), AcStep::Form(_)));
+        let reply = p
+            .answer(&[("password".into(), Secret::new(b"pw".to_vec()))])
+            .unwrap();
+        let x = String::from_utf8_lossy(Frame::parse(reply.expose()).unwrap().xml().unwrap())
+            .into_owned();
+        assert!(
+            x.contains("<session-token></session-token>"),
+            "a fresh login's auth-reply leaves the slots empty, as in seed 004: {x}"
+        );
+        assert!(matches!(p.handle(&req(3, COMPLETE)), AcStep::Respond(_)));
+        assert!(!p.resumed());
+        let first = AnyConnectPeer::new(
+            ClientInfo {
+                version: "1".into(),
+                device_id: "linux-64".into(),
+            },
+            None,
+            None,
+        );
+        assert!(!first.resumed());
+    }
+
+    /// The offered token never shows in debug output.
+    #[test]
+    fn resume_token_is_redacted() {
+        let p = resuming();
+        assert!(!format!("{p:?}").contains("T&K"));
     }
 }
