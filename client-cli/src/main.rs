@@ -192,6 +192,12 @@ struct ConnectArgs {
     /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
     #[arg(long)]
     no_reconnect: bool,
+    /// After the machine slept: `disconnect` (end the session) or `reconnect`
+    /// (check the gateway, reconnect if it is gone). Default: the profile's
+    /// AutoReconnectBehavior (Cisco's default DisconnectOnSuspend when a
+    /// profile does not say), else reconnect.
+    #[arg(long, value_name = "disconnect|reconnect", value_parser = ["disconnect", "reconnect"])]
+    on_suspend: Option<String>,
     /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead).
     #[arg(long)]
     mtu: Option<u32>,
@@ -437,6 +443,8 @@ struct Plan {
     /// The profile's AutoReconnect and LocalLanAccess.
     auto_reconnect: Option<bool>,
     local_lan: Option<bool>,
+    /// End the session after the machine slept (AutoReconnectBehavior).
+    disconnect_on_suspend: bool,
     gateway: SocketAddr,
     label: String,
     settings_auth: AuthMethod,
@@ -445,9 +453,28 @@ struct Plan {
     pins: Vec<String>,
 }
 
+/// A profile's AutoReconnectBehavior: whether to end the session after the
+/// machine slept. The schema's default (absent element) is
+/// DisconnectOnSuspend, as in Cisco's client; an unknown value gets the
+/// default too, with a warning, since real profiles carry values we do not know.
+fn suspend_policy(behavior: Option<&str>) -> bool {
+    match behavior.map(str::trim) {
+        Some(b) if b.eq_ignore_ascii_case("ReconnectAfterResume") => false,
+        None => true,
+        Some(b) if b.eq_ignore_ascii_case("DisconnectOnSuspend") => true,
+        Some(other) => {
+            tracing::warn!(
+                "profile AutoReconnectBehavior {other:?} is unknown: using DisconnectOnSuspend"
+            );
+            true
+        }
+    }
+}
+
 fn plan(a: &ConnectArgs) -> Result<Plan> {
     let mut profile_pins = Vec::new();
     let mut prefs = (None, None);
+    let mut disconnect_on_suspend = false;
     let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
             let text = std::fs::read_to_string(p)
@@ -455,6 +482,7 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
             let prof =
                 acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
             prefs = (prof.auto_reconnect, prof.local_lan_access);
+            disconnect_on_suspend = suspend_policy(prof.auto_reconnect_behavior.as_deref());
             // Like Cisco's client: without --host, the first entry of the list.
             let name = a
                 .host
@@ -532,6 +560,10 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
     Ok(Plan {
         auto_reconnect: prefs.0,
         local_lan: prefs.1,
+        disconnect_on_suspend: match a.on_suspend.as_deref() {
+            Some(v) => v == "disconnect",
+            None => disconnect_on_suspend,
+        },
         gateway,
         label,
         settings_auth: auth,
@@ -840,6 +872,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let opts = DriverOptions {
         ike_keylog: a.ike_keylog.clone(),
         ping: a.ping.map(|d| (d, a.ping_count)),
+        disconnect_on_suspend: p.disconnect_on_suspend,
     };
     let tunnel = if a.until_signal {
         let parse = |v: &[String], what: &str| -> Result<Vec<Prefix>> {
@@ -1465,5 +1498,39 @@ fn print_result(
             );
         }
         println!("Disconnected (DELETE sent).");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AutoReconnectBehavior: the schema's default is DisconnectOnSuspend;
+    /// values are matched as real profiles write them (case, whitespace).
+    #[test]
+    fn suspend_policy_follows_the_profile() {
+        assert!(suspend_policy(None), "schema default");
+        assert!(suspend_policy(Some("DisconnectOnSuspend")));
+        assert!(!suspend_policy(Some(" ReconnectAfterResume\r\n")));
+        assert!(!suspend_policy(Some("reconnectafterresume")));
+        assert!(suspend_policy(Some("Sometimes")), "unknown: the default");
+    }
+
+    /// The demo profile says ReconnectAfterResume; `--on-suspend` overrides.
+    #[test]
+    fn on_suspend_flag_overrides_the_profile() {
+        let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/demo.xml");
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["acclient", "connect", "--profile", demo];
+            v.extend_from_slice(extra);
+            let Cmd::Connect(a) = Cli::try_parse_from(v).expect("flags").cmd else {
+                panic!("not connect")
+            };
+            plan(&a).expect("plan").disconnect_on_suspend
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--on-suspend", "disconnect"]));
+        assert!(!parse(&["--on-suspend", "reconnect"]));
+        assert!(Cli::try_parse_from(["acclient", "connect", "--on-suspend", "later"]).is_err());
     }
 }

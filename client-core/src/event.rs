@@ -210,6 +210,10 @@ pub enum DisconnectReason {
     /// A local problem (bad settings, unsupported algorithm).
     #[error("{0}")]
     Local(String),
+    /// The machine slept and the profile's AutoReconnectBehavior is
+    /// DisconnectOnSuspend: closed, not reconnected.
+    #[error("the machine slept for {0} s; the profile says DisconnectOnSuspend, so the session was closed")]
+    Suspended(u64),
 }
 
 fn detail(s: &str) -> String {
@@ -249,6 +253,7 @@ impl DisconnectReason {
             | DisconnectReason::GatewayAuthFailed(_) => 3,
             DisconnectReason::TimedOut(_) | DisconnectReason::DeadPeer(_) => 4,
             DisconnectReason::Local(_) => 1,
+            DisconnectReason::Suspended(_) => 7,
             _ => 5,
         }
     }

@@ -160,6 +160,28 @@ pub struct DriverOptions {
     /// After connecting, send this many ICMP echo requests through ESP to
     /// this address (a data-plane check that needs no TUN device).
     pub ping: Option<(std::net::Ipv4Addr, u16)>,
+    /// After the machine slept, end the session instead of checking the
+    /// gateway (the profile's AutoReconnectBehavior DisconnectOnSuspend).
+    pub disconnect_on_suspend: bool,
+}
+
+/// What to do when the machine wakes up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnWake {
+    /// Probe the gateway now (DPD); a dead one means a reconnect.
+    Probe,
+    /// Close the session: the profile says DisconnectOnSuspend.
+    Disconnect,
+}
+
+/// The wake-up policy: only an established tunnel is ended on suspend (a
+/// login in progress just goes on, its retransmissions notice a lost path).
+pub fn on_wake(opts: &DriverOptions, established: bool) -> OnWake {
+    if opts.disconnect_on_suspend && established {
+        OnWake::Disconnect
+    } else {
+        OnWake::Probe
+    }
 }
 
 /// How the tunnel device and the OS are set up.
@@ -718,6 +740,8 @@ async fn run_one(
     let mut ebuf = vec![0u8; BUF];
     let mut batch = udp::GsoBatch::default();
     let mut sleep = SleepDetector::new();
+    // Set when we closed the session because the machine slept.
+    let mut suspended: Option<u64> = None;
     let mut cmsg = udp::gro_cmsg_space();
     let mut logged_spis = None;
     let mut commands_open = true;
@@ -787,6 +811,9 @@ async fn run_one(
                     }
                 }
                 Event::Disconnected(r) => {
+                    if let Some(secs) = suspended {
+                        return DisconnectReason::Suspended(secs);
+                    }
                     return r.clone();
                 }
                 _ => {}
@@ -794,8 +821,20 @@ async fn run_one(
             let _ = events.send(ev);
         }
         if let Some(gap) = sleep.slept() {
-            info!("the machine slept for {gap:?}: checking that the gateway is still there");
-            session.probe_now(Instant::now());
+            let now = Instant::now();
+            match on_wake(opts, tunnel.connected_at.is_some()) {
+                OnWake::Disconnect => {
+                    info!("the machine slept for {gap:?}: disconnecting (DisconnectOnSuspend)");
+                    suspended = Some(gap.as_secs());
+                    session.close(now);
+                }
+                OnWake::Probe => {
+                    info!(
+                        "the machine slept for {gap:?}: checking that the gateway is still there"
+                    );
+                    session.probe_now(now);
+                }
+            }
             continue;
         }
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
@@ -1010,6 +1049,23 @@ async fn flush(session: &mut Session, socks: &Sockets, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_policy() {
+        let mut o = DriverOptions::default();
+        assert_eq!(on_wake(&o, true), OnWake::Probe, "ReconnectAfterResume");
+        o.disconnect_on_suspend = true;
+        assert_eq!(on_wake(&o, true), OnWake::Disconnect);
+        assert_eq!(
+            on_wake(&o, false),
+            OnWake::Probe,
+            "a login in progress is not ended"
+        );
+        let r = DisconnectReason::Suspended(3600);
+        assert!(!reconnectable(&r), "DisconnectOnSuspend means no reconnect");
+        assert_eq!(r.exit_code(), 7);
+        assert!(r.to_string().contains("3600 s"), "{r}");
+    }
 
     #[test]
     fn sleep_is_boottime_running_ahead_of_monotonic() {
