@@ -128,6 +128,27 @@ fn acgateway_traffic_drops_and_clean_teardown() {
     let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
     let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
     assert!(bytes > 1e6, "TCP moved {bytes} bytes");
+    // Downloads are coalesced on the way into the TUN device (GRO: one
+    // write per burst of a flow, not per packet): the device counts far
+    // fewer packets than ESP delivered. Once, MTU-sized send buffers made
+    // tun-rs refuse every merge and halved throughput; this catches that.
+    let tun_rx = |lab: &Lab| -> u64 {
+        ok(&lab.in_cl("cat /sys/class/net/acvpn0/statistics/rx_packets"))
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let esp_rx = |lab: &Lab| lab.status()["esp"]["rx_packets"].as_u64().unwrap_or(0);
+    let (t0, e0) = (tun_rx(&lab), esp_rx(&lab));
+    let v = tcp_transfer(&lab, "203.0.113.1", 2, "-R");
+    let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+    assert!(bytes > 1e6, "TCP moved {bytes} bytes down");
+    let (writes, packets) = (tun_rx(&lab) - t0, esp_rx(&lab) - e0);
+    eprintln!("download: {packets} ESP packets into {writes} TUN writes");
+    assert!(
+        writes * 2 < packets,
+        "no GRO: {packets} ESP packets became {writes} TUN writes"
+    );
     // A second connect on the same state directory refuses to start (it
     // would take the first one's journal for a crash's).
     let (code, _, err, _) = lab.acclient(&connect_args(&ca, &[]), "pw\n");

@@ -16,6 +16,9 @@ use tun_rs::{
 
 /// Headroom in front of each outgoing packet for the virtio-net header.
 const OFFSET: usize = VIRTIO_NET_HDR_LEN + 6;
+/// What tun-rs asks of a buffer before it coalesces into it: twice the
+/// offset plus the largest IP packet.
+const COALESCE_CAP: usize = 2 * OFFSET + 65535;
 
 /// An open TUN device.
 pub struct Tun {
@@ -67,10 +70,14 @@ pub struct SendBatch {
 impl Default for SendBatch {
     fn default() -> Self {
         SendBatch {
-            // MTU-sized to start with; a buffer that coalesces a flow grows
-            // once and keeps its capacity (no allocation per packet after).
+            // tun-rs coalesces a flow into the buffer of its first packet
+            // only if that buffer's *capacity* already holds the result (it
+            // never grows one): each must have room for a 64 KB super-packet.
+            // With MTU-sized buffers nothing coalesced, one write per packet
+            // (bench: 2.5 instead of 5+ Gbit/s). Reserved, not touched: pages
+            // count towards RSS only once a coalesced write has used them.
             bufs: (0..IDEAL_BATCH_SIZE)
-                .map(|_| Vec::with_capacity(OFFSET + 2048))
+                .map(|_| Vec::with_capacity(COALESCE_CAP))
                 .collect(),
             n: 0,
             gro: GROTable::default(),
