@@ -421,7 +421,8 @@ fn kill_9_then_next_start_restores() {
         "{}",
         lab.log_of("c2")
     );
-    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    // Ctrl-C (SIGINT) puts everything back as SIGTERM does.
+    assert_eq!(lab.signal(pid, "-INT"), Some(0), "{}", lab.log_of("c2"));
     assert_eq!(lab.client_net_state(), before);
 }
 
