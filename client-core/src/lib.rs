@@ -26,6 +26,13 @@ pub mod routes;
 pub mod settings;
 pub mod wire;
 
+/// Tests play the driver: this is the `now` they start the engine with.
+/// Outside `driver` and tests, nothing in this crate reads a clock.
+#[cfg(test)]
+pub(crate) fn test_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 pub use event::{
     Answer, DisconnectReason, Event, Progress, Prompt, PromptId, PromptKind, TunnelConfig,
 };

@@ -195,7 +195,8 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
 mod tests {
     use super::*;
 
-    // The server list from seed 004 (whitespace and CRLF as real profiles have them).
+    // The server list from seed 004 (whitespace and CRLF as real profiles have
+    // them); its 10.0.0.1 is the seed's own value, a parse vector only.
     const SEED: &str = "<?xml version=\"1.0\"?>\r\n<AnyConnectProfile xmlns=\"http://schemas.xmlsoap.org/encoding/\">\r\n<ServerList>\r\n       <HostEntry>\r\n               <HostName>Anu-IKEV2</HostName>\r\n               <HostAddress>10.0.0.1</HostAddress>\r\n               <UserGroup>ASA-IKEV2</UserGroup>\r\n               <PrimaryProtocol>IPsec</PrimaryProtocol>\r\n       </HostEntry>\r\n</ServerList></AnyConnectProfile>";
 
     #[test]

@@ -352,7 +352,7 @@ mod tests {
             ..Default::default()
         };
         let r = plan(
-            &cfg(&["203.0.113.0/24", "10.1.0.0/16"], None, false),
+            &cfg(&["203.0.113.0/24", "192.0.2.128/25"], None, false),
             gw,
             &lan,
             &o,
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(
             show(&r),
             [
-                "10.1.0.0/16 Tunnel",
+                "192.0.2.128/25 Tunnel",
                 "203.0.113.0/24 Tunnel",
                 "203.0.113.128/25 Underlay"
             ]
@@ -374,14 +374,14 @@ mod tests {
         assert_eq!(show(&r), ["203.0.113.0/24 Tunnel"]);
         // An include covering the gateway keeps the gateway on the underlay.
         let r = plan(
-            &cfg(&["198.51.0.0/16"], None, false),
+            &cfg(&["198.51.100.0/25"], None, false),
             gw,
             &lan,
             &RouteOptions::default(),
         );
         assert_eq!(
             show(&r),
-            ["198.51.0.0/16 Tunnel", "198.51.100.1/32 Underlay"]
+            ["198.51.100.0/25 Tunnel", "198.51.100.1/32 Underlay"]
         );
     }
 
@@ -412,14 +412,19 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(r("0.0.0.0", "255.255.255.255"), ["0.0.0.0/0"]);
-        assert_eq!(r("10.0.0.0", "10.0.0.255"), ["10.0.0.0/24"]);
+        assert_eq!(r("203.0.113.0", "203.0.113.255"), ["203.0.113.0/24"]);
         assert_eq!(
-            r("10.0.0.1", "10.0.0.6"),
-            ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+            r("203.0.113.1", "203.0.113.6"),
+            [
+                "203.0.113.1/32",
+                "203.0.113.2/31",
+                "203.0.113.4/31",
+                "203.0.113.6/32"
+            ]
         );
         assert_eq!(r("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ["::/0"]);
         assert_eq!(r("192.0.2.5", "192.0.2.5"), ["192.0.2.5/32"]);
-        assert!(Prefix::parse("10.0.0.0/33").is_none());
-        assert_eq!(p("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert!(Prefix::parse("192.0.2.0/33").is_none());
+        assert_eq!(p("203.0.113.200/25").to_string(), "203.0.113.128/25");
     }
 }

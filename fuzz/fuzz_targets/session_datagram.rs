@@ -1,4 +1,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| acclient_core::fuzzing::session_datagram(data));
+fuzz_target!(|data: &[u8]| acclient_core::fuzzing::session_datagram(
+    data,
+    std::time::Instant::now()
+));

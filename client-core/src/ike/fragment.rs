@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn out_of_order_and_duplicates() {
-        let now = Instant::now();
+        let now = crate::test_now();
         let mut r = Reassembly::new(1, 3, 16, now).unwrap();
         assert_eq!(
             r.add(3, 3, PayloadType::NONE, b"cc".to_vec(), 100).unwrap(),
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn bounds() {
-        let now = Instant::now();
+        let now = crate::test_now();
         assert_eq!(
             Reassembly::new(1, 65, 64, now).unwrap_err(),
             FragError::TooMany(65)

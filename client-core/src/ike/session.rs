@@ -3021,7 +3021,7 @@ mod tests {
             Identity::KeyId("a".into()),
             LocalAuth::Psk(Secret::new(b"k".to_vec())),
         );
-        let now = Instant::now();
+        let now = crate::test_now();
         let mut session = Session::new(s, Box::new(crate::crypto::TestRng::new(3)), now).unwrap();
         let mut buf = Vec::new();
         assert!(session.poll_transmit(&mut buf).is_some());
