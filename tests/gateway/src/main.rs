@@ -284,8 +284,6 @@ struct Sa {
     token: String,
     /// Our `session-id` (0 until `complete`).
     session_id: u32,
-    /// Resumed from a token: the tunnel keeps its old address.
-    resumed: bool,
     /// Where the client's NAT-T datagrams come from (for our own requests).
     peer: Option<SocketAddr>,
     /// Message ID of our next request (DPD).
@@ -685,7 +683,6 @@ impl Gw {
                 peer: None,
                 next_req: 0,
                 session_id: 0,
-                resumed: false,
                 token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
             },
         );
@@ -1144,7 +1141,6 @@ impl Gw {
         sa.lease = lease;
         sa.session_id = session_id;
         sa.token = token.clone();
-        sa.resumed = true;
         Some(self.complete(spi_r, id))
     }
 
@@ -1214,8 +1210,10 @@ impl Gw {
         self.rng.fill(&mut spi);
         esp.spi = spi.to_vec();
         let sa = self.sas.get_mut(&spi_r).expect("SA");
-        if !sa.resumed {
+        // A resumed session already has its old address.
+        if sa.lease.is_unspecified() {
             sa.lease = Ipv4Addr::from(u32::from(pool) + lease_n);
+            self.next_lease += 1;
         }
         if self.a.knobs.resume_timeout > 0 {
             self.sessions.insert(
@@ -1282,9 +1280,6 @@ impl Gw {
         sa.stage = Stage::Up;
         let lease = sa.lease;
         let complete_xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><config-auth client=\"vpn\" type=\"complete\"><version who=\"sg\">9.0(2)8</version><session-id>{}</session-id><session-token>{}</session-token></config-auth>\0", sa.session_id, sa.token);
-        if !sa.resumed {
-            self.next_lease += 1;
-        }
         let octets = lease.octets();
         let mask = [255u8, 255, 255, 255];
         let dns_o = dns.map(|d| d.octets());

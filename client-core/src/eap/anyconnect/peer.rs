@@ -122,10 +122,10 @@ impl AnyConnectPeer {
                 AcStep::Form(req)
             }
             GatewayDoc::Complete(c) => {
-                if self.resumed_now() {
-                    tracing::info!("the gateway resumed session {}", c.session_id);
-                }
                 self.session = Some(c);
+                if self.resumed() {
+                    tracing::info!("the gateway resumed the offered session");
+                }
                 self.respond(id, &xml::ack(&self.me))
             }
         }
@@ -172,10 +172,6 @@ impl AnyConnectPeer {
             id,
             &[(TLV_XML, reply.expose())],
         )))
-    }
-
-    fn resumed_now(&self) -> bool {
-        self.resume.is_some() && !self.asked
     }
 
     fn respond(&self, id: u8, xml: &[u8]) -> AcStep {

@@ -377,12 +377,8 @@ pub fn init(
         s += "</capabilities>\n";
     }
     s += "</config-auth>\n";
-    let out = Secret::new(s.as_bytes().to_vec());
-    // Wipe the formatted copy: it may hold the token.
-    let mut b = s.into_bytes();
-    b.iter_mut().for_each(|x| *x = 0);
-    std::hint::black_box(&b);
-    out
+    // The buffer itself becomes the Secret (wiped on drop), no copy left.
+    Secret::new(s.into_bytes())
 }
 
 /// `ack`: acknowledges `complete`.
@@ -426,9 +422,7 @@ pub fn auth_reply(
     s.extend_from_slice(b"<auth>\n");
     s.extend_from_slice(&auth);
     s.extend_from_slice(b"</auth>\n</config-auth>\n");
-    let out = Secret::new(s.clone());
-    s.iter_mut().for_each(|b| *b = 0);
-    out
+    Secret::new(s)
 }
 
 #[cfg(test)]
