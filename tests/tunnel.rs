@@ -55,6 +55,17 @@ fn ok(o: &std::process::Output) -> String {
     s
 }
 
+/// Spawns `acclient connect` as `name` and waits until the tunnel is up.
+fn connected(lab: &mut Lab, name: &str, args: &[&str], stdin: &str) -> u32 {
+    let pid = lab.spawn_acclient(name, args, stdin);
+    assert!(
+        lab.wait_for(name, "Press Ctrl-C", 15),
+        "{}",
+        lab.log_of(name)
+    );
+    pid
+}
+
 /// A bounded TCP transfer with iperf3 from the client namespace to `dst`
 /// (server in the gateway namespace, one test, then it exits).
 fn tcp_transfer(lab: &Lab, dst: &str, secs: u32, extra: &str) -> serde_json::Value {
@@ -108,12 +119,7 @@ fn acgateway_traffic_drops_and_clean_teardown() {
         "203.0.113.53",
     ]);
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
-    assert!(
-        lab.wait_for("c", "Press Ctrl-C", 15),
-        "no connection: {}",
-        lab.log_of("c")
-    );
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
     let during = lab.client_net_state();
     assert!(during.contains("acvpn0"), "{during}");
     // Seed 004's ASA tunnels everything: TSr 0.0.0.0/0.
@@ -211,8 +217,7 @@ fn strongswan_traffic_dual_stack() {
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
     let args = ss_connect_args(&ca, &["--ipv6", "-v"]);
-    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &args, "alice-password\n");
     let during = lab.client_net_state();
     assert!(during.contains("0.0.0.0/1 dev acvpn0"), "{during}");
     assert!(
@@ -254,8 +259,7 @@ fn rekeys_during_a_transfer() {
     lab.start_strongswan(&conf, "");
     let ca = lab.ca("ca.crt");
     let args = ss_connect_args(&ca, &["-v"]);
-    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &args, "alice-password\n");
     let v = tcp_transfer(&lab, "203.0.113.1", 12, "");
     let sent = v["end"]["sum_sent"]["bytes"].as_f64().unwrap_or(0.0);
     let recv = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
@@ -283,8 +287,7 @@ fn dpd_then_reconnect() {
     let gw_args = ["--user", "alice:pw", "--tun", "acgw0", "--dpd-attr", "4"];
     lab.start_acgateway(&gw_args);
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
     ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
     lab.kill_acgateway();
     let t = Instant::now();
@@ -341,8 +344,7 @@ fn outage_resumes_session_without_login() {
         "4",
     ]);
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n424242\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n424242\n");
     ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
     let addr = |lab: &Lab| ok(&lab.in_cl("ip -br -4 addr show dev acvpn0"));
     let before = addr(&lab);
@@ -402,20 +404,19 @@ fn kill_9_then_next_start_restores() {
     ]);
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &["--no-local-lan"]), "pw\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(
+        &mut lab,
+        "c",
+        &connect_args(&ca, &["--no-local-lan"]),
+        "pw\n",
+    );
     let during = lab.client_net_state();
     assert!(during.contains("nameserver 203.0.113.53"), "{during}");
     lab.signal(pid, "-KILL");
     let after_kill = lab.client_net_state();
     assert_ne!(after_kill, before, "a crash leaves changes behind");
     assert!(after_kill.contains("203.0.113.53"), "{after_kill}");
-    let pid = lab.spawn_acclient("c2", &connect_args(&ca, &[]), "pw\n");
-    assert!(
-        lab.wait_for("c2", "Press Ctrl-C", 15),
-        "{}",
-        lab.log_of("c2")
-    );
+    let pid = connected(&mut lab, "c2", &connect_args(&ca, &[]), "pw\n");
     assert!(
         lab.log_of("c2").contains("Restored"),
         "{}",
@@ -478,12 +479,7 @@ fn split_routes_and_local_lan() {
         gw_args.extend_from_slice(gw_extra);
         lab.start_acgateway(&gw_args);
         let name = format!("c{i}");
-        let pid = lab.spawn_acclient(&name, &connect_args(&ca, cl_extra), "pw\n");
-        assert!(
-            lab.wait_for(&name, "Press Ctrl-C", 15),
-            "{}",
-            lab.log_of(&name)
-        );
+        let pid = connected(&mut lab, &name, &connect_args(&ca, cl_extra), "pw\n");
         let got: Vec<String> = routes(&lab)
             .into_iter()
             .filter(|r| !base.contains(r))
@@ -525,8 +521,7 @@ fn vpnc_script_environment() {
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
     let s = script.display().to_string();
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &["--script", &s]), "pw\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &["--script", &s]), "pw\n");
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
     let env = std::fs::read_to_string(&out).unwrap();
     for want in [
@@ -564,8 +559,7 @@ fn nat_keepalives() {
         "1",
     ]);
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient("c", &connect_args(&ca, &[]), "pw\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
     assert!(
         lab.log_of("c").contains("we are behind NAT"),
         "{}",
@@ -596,8 +590,7 @@ fn gateway_delete_tears_down() {
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
     let args = ss_connect_args(&ca, &[]);
-    let pid = lab.spawn_acclient("c", &args, "alice-password\n");
-    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let pid = connected(&mut lab, "c", &args, "alice-password\n");
     let d = lab.dir.join("gw");
     must(&format!(
         "STRONGSWAN_CONF={0}/strongswan.conf swanctl --terminate --ike vpn --timeout 5 --uri unix://{0}/charon.vici",
@@ -637,12 +630,7 @@ fn esn_when_negotiated() {
             suite,
         ]);
         let ca = lab.ca("ca.crt");
-        let pid = lab.spawn_acclient(suite, &connect_args(&ca, &[]), "pw\n");
-        assert!(
-            lab.wait_for(suite, "Press Ctrl-C", 15),
-            "{}",
-            lab.log_of(suite)
-        );
+        let pid = connected(&mut lab, suite, &connect_args(&ca, &[]), "pw\n");
         assert!(lab.acgw_log().contains("with ESN"), "{}", lab.acgw_log());
         let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
         assert!(out.contains("3 received"), "{suite}: {out}");
