@@ -233,6 +233,13 @@ fn strongswan_traffic_dual_stack() {
     assert!(out.contains("5 received"), "{out}");
     let out = ok(&lab.in_cl("ping -6 -c 5 -i 0.1 -W 2 2001:db8:ffff::1"));
     assert!(out.contains("5 received"), "IPv6 inside: {out}");
+    // strongSwan sends no MTU attribute: the path's (veth 1500) minus the
+    // ESP overhead of the negotiated suite (AES-GCM-16 first in our offer).
+    let st = lab.status();
+    let want = 1500
+        - acclient_core::esp::overhead(acclient_core::crypto::cipher::Encr::AesGcm16(32), None);
+    assert_eq!(st["child"]["algorithms"], "AES_GCM_16_256", "{st}");
+    assert_eq!(st["mtu"], want as u64, "MTU from the path: {st}");
     let v = tcp_transfer(&lab, "203.0.113.1", 2, "");
     assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 1e5);
     // TCP over IPv6 inside: TUN segmentation offload for TCPv6 too.

@@ -470,6 +470,8 @@ mod tests {
             (Encr::AesGcm16(16), None),
             (Encr::AesCbc(32), Some(Integ::Sha1_96)),
             (Encr::AesCbc(16), Some(Integ::Sha256_128)),
+            (Encr::AesCbc(24), Some(Integ::Sha384_192)),
+            (Encr::AesCbc(32), Some(Integ::Sha512_256)),
         ] {
             let (mut a, mut b) = pair(e, i);
             let ip: Vec<u8> = std::iter::once(0x45).chain(1..60u8).collect();
