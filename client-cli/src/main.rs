@@ -14,7 +14,7 @@ use acclient_core::crypto::{Secret, SystemRng};
 use acclient_core::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
 use acclient_core::eap::EapType;
 use acclient_core::routes::{Prefix, RouteOptions};
-use acclient_core::settings::{AnyConnectClient, ANYCONNECT_IDENTITY};
+use acclient_core::settings::{limits, AnyConnectClient, ANYCONNECT_IDENTITY};
 use acclient_core::{
     Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
 };
@@ -109,8 +109,8 @@ struct ConnectArgs {
     #[arg(long)]
     legacy_modp768: bool,
     /// Largest IKE datagram before fragmenting (RFC 7383).
-    #[arg(long, default_value_t = 1280)]
-    fragment_size: usize,
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u16).range(256..))]
+    fragment_size: u16,
     /// Ask for an IPv6 address too.
     #[arg(long)]
     ipv6: bool,
@@ -123,14 +123,14 @@ struct ConnectArgs {
     /// Write IKE SA keys in Wireshark's ikev2_decryption_table format (troubleshooting only!).
     #[arg(long)]
     ike_keylog: Option<PathBuf>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 60)]
+    /// Give up after this many seconds (1..=86400).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
-    /// Rekey the IKE SA ourselves after about this many seconds (default 14400).
-    #[arg(long, default_value_t = 4 * 3600)]
+    /// Rekey the IKE SA ourselves after about this many seconds (default 14400; 10..=2592000).
+    #[arg(long, default_value_t = 4 * 3600, value_parser = secs_in(&limits::IKE_LIFETIME_S))]
     ike_lifetime: u64,
-    /// Rekey the CHILD SA ourselves after about this many seconds (default 3600).
-    #[arg(long, default_value_t = 3600)]
+    /// Rekey the CHILD SA ourselves after about this many seconds (default 3600; 5..=2592000).
+    #[arg(long, default_value_t = 3600, value_parser = secs_in(&limits::CHILD_LIFETIME_S))]
     child_lifetime: u64,
     /// Client certificate for gateways that ask for one: PEM chain (end entity
     /// first, with --key) or a PKCS#12 file (.p12/.pfx, key included).
@@ -147,21 +147,21 @@ struct ConnectArgs {
     /// gateway asks for posture assessment.
     #[arg(long)]
     csd_wrapper: Option<PathBuf>,
-    /// Retransmissions of an unanswered request before giving up (default 7, ~27 s).
-    #[arg(long, default_value_t = 7)]
+    /// Retransmissions of an unanswered request before giving up (default 7, ~27 s; 0..=30).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=30))]
     retries: u32,
     /// After connecting, ping this IPv4 address through ESP (data-plane check
     /// without a TUN device; the tunnel device comes with the tunnel issue).
     #[arg(long)]
     ping: Option<std::net::Ipv4Addr>,
     /// Echo requests for --ping.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     ping_count: u16,
     /// Set by `connect`: stay up until a signal.
     #[arg(skip)]
     until_signal: bool,
-    /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile).
-    #[arg(long, default_value_t = 0)]
+    /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile; at most 30 days).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
     hold: u64,
     /// Tunnel device name (connect).
     #[arg(long, short = 'i', default_value = "acvpn0")]
@@ -186,8 +186,8 @@ struct ConnectArgs {
     /// Keep this prefix outside the tunnel (repeatable).
     #[arg(long, value_name = "CIDR")]
     split_exclude: Vec<String>,
-    /// Dead peer detection interval in seconds when the gateway sends none (0: off).
-    #[arg(long, default_value_t = 30)]
+    /// Dead peer detection interval in seconds when the gateway sends none (0: off; at most 86400).
+    #[arg(long, default_value_t = 30, value_parser = secs_in(&limits::DPD_S))]
     dpd: u64,
     /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
     #[arg(long)]
@@ -198,9 +198,25 @@ struct ConnectArgs {
     /// profile does not say), else reconnect.
     #[arg(long, value_name = "disconnect|reconnect", value_parser = ["disconnect", "reconnect"])]
     on_suspend: Option<String>,
-    /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead).
-    #[arg(long)]
+    /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead; 576..=9000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9000))]
     mtu: Option<u32>,
+}
+
+/// A clap parser for a number of seconds within one of the engine's limits,
+/// so the flag and `Settings::validate` can never disagree.
+fn secs_in(r: &'static std::ops::RangeInclusive<u64>) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(*r.start()..=*r.end())
+}
+
+/// The numeric flags into the engine's settings (their ranges are the
+/// engine's `limits`, checked again by `Session::new`).
+fn apply_numeric_flags(s: &mut Settings, a: &ConnectArgs) {
+    s.fragment_size = a.fragment_size.into();
+    s.retransmit.tries = a.retries;
+    s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime));
+    s.child_lifetime = Some(Duration::from_secs(a.child_lifetime));
+    s.dpd_interval = (a.dpd > 0).then(|| Duration::from_secs(a.dpd));
 }
 
 fn main() {
@@ -823,12 +839,8 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     s.remote_id = a.remote_id.clone();
     s.legacy = a.legacy;
     s.legacy_group1 = a.legacy_modp768;
-    s.fragment_size = a.fragment_size;
     s.request_ipv6 = a.ipv6;
-    s.retransmit.tries = a.retries;
-    s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime.max(10)));
-    s.child_lifetime = Some(Duration::from_secs(a.child_lifetime.max(5)));
-    s.dpd_interval = (a.dpd > 0).then(|| Duration::from_secs(a.dpd));
+    apply_numeric_flags(&mut s, &a);
     if a.passwd_on_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -1532,5 +1544,66 @@ mod tests {
         assert!(parse(&["--on-suspend", "disconnect"]));
         assert!(!parse(&["--on-suspend", "reconnect"]));
         assert!(Cli::try_parse_from(["acclient", "connect", "--on-suspend", "later"]).is_err());
+    }
+
+    /// Every numeric flag is bounded: the values that once panicked
+    /// ("overflow when adding duration to instant") or underflowed
+    /// (`--fragment-size 0..3`) are refused by name, and what the flags
+    /// allow is what the engine's `Settings::validate` accepts.
+    #[test]
+    fn numeric_flags_are_bounded() {
+        let huge = "18446744073709551615";
+        for (flag, v) in [
+            ("--ike-lifetime", huge),
+            ("--child-lifetime", huge),
+            ("--dpd", huge),
+            ("--hold", huge),
+            ("--timeout", huge),
+            ("--timeout", "0"),
+            ("--fragment-size", "0"),
+            ("--fragment-size", "3"),
+            ("--fragment-size", "70000"),
+            ("--retries", "1000"),
+            ("--mtu", "10"),
+            ("--ping-count", "0"),
+        ] {
+            let r = Cli::try_parse_from(["acclient", "connect", "--server", "192.0.2.1", flag, v]);
+            let e = r.err().unwrap_or_else(|| panic!("{flag} {v} accepted"));
+            assert!(e.to_string().contains(flag), "{flag} {v}: {e}");
+        }
+        for extremes in [
+            [
+                "--ike-lifetime",
+                "2592000",
+                "--child-lifetime",
+                "5",
+                "--dpd",
+                "86400",
+            ],
+            [
+                "--ike-lifetime",
+                "10",
+                "--child-lifetime",
+                "2592000",
+                "--dpd",
+                "0",
+            ],
+        ] {
+            let mut v = vec!["acclient", "connect", "--server", "192.0.2.1"];
+            v.extend_from_slice(&extremes);
+            v.extend_from_slice(&["--fragment-size", "256", "--retries", "30"]);
+            let Cmd::Connect(a) = Cli::try_parse_from(v).expect("in range").cmd else {
+                panic!("not connect")
+            };
+            let gw = "192.0.2.1:500".parse().unwrap();
+            let mut s = Settings::new(
+                gw,
+                gw,
+                Identity::Address,
+                AuthMethod::Psk(Secret::new(b"k".to_vec())),
+            );
+            apply_numeric_flags(&mut s, &a);
+            assert_eq!(s.validate(), Ok(()), "{extremes:?}");
+        }
     }
 }

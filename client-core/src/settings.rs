@@ -216,3 +216,141 @@ impl Settings {
         }
     }
 }
+
+/// Bounds on the numeric settings: what a front end may pass. Outside them
+/// a timer would overflow `Instant` or a datagram size would underflow, so
+/// [`Settings::validate`] refuses them with the limit named.
+pub mod limits {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    /// Our own IKE SA rekey (seconds): 10 s to 30 days.
+    pub const IKE_LIFETIME_S: RangeInclusive<u64> = 10..=30 * 86_400;
+    /// Our own CHILD SA rekey (seconds): 5 s to 30 days.
+    pub const CHILD_LIFETIME_S: RangeInclusive<u64> = 5..=30 * 86_400;
+    /// DPD interval (seconds; 0 turns DPD off): at most one day.
+    pub const DPD_S: RangeInclusive<u64> = 0..=86_400;
+    /// NAT-T keepalive interval (seconds).
+    pub const KEEPALIVE_S: RangeInclusive<u64> = 1..=86_400;
+    /// Largest IKE datagram before fragmenting: RFC 7383 §2.5.1 wants
+    /// fragments to fit the smallest path; below 256 nothing useful fits.
+    pub const FRAGMENT_SIZE: RangeInclusive<usize> = 256..=65_535;
+    /// Retransmissions of one request.
+    pub const RETRIES: RangeInclusive<u32> = 0..=30;
+    /// Longest a single retransmission timeout may be.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+}
+
+impl Settings {
+    /// Checks every numeric setting against [`limits`]; the error names the
+    /// setting, the value and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        fn secs(
+            name: &str,
+            d: Option<Duration>,
+            r: &std::ops::RangeInclusive<u64>,
+        ) -> Result<(), String> {
+            match d {
+                Some(d) if !r.contains(&d.as_secs()) => Err(format!(
+                    "{name} {} s is out of range ({}..={} s)",
+                    d.as_secs(),
+                    r.start(),
+                    r.end()
+                )),
+                _ => Ok(()),
+            }
+        }
+        secs("IKE lifetime", self.ike_lifetime, &limits::IKE_LIFETIME_S)?;
+        secs(
+            "CHILD lifetime",
+            self.child_lifetime,
+            &limits::CHILD_LIFETIME_S,
+        )?;
+        secs("DPD interval", self.dpd_interval, &limits::DPD_S)?;
+        secs(
+            "keepalive interval",
+            Some(self.keepalive_interval),
+            &limits::KEEPALIVE_S,
+        )?;
+        let f = &limits::FRAGMENT_SIZE;
+        if !f.contains(&self.fragment_size) {
+            return Err(format!(
+                "fragment size {} is out of range ({}..={})",
+                self.fragment_size,
+                f.start(),
+                f.end()
+            ));
+        }
+        let r = &self.retransmit;
+        if !limits::RETRIES.contains(&r.tries) {
+            return Err(format!(
+                "{} retransmissions is out of range ({}..={})",
+                r.tries,
+                limits::RETRIES.start(),
+                limits::RETRIES.end()
+            ));
+        }
+        if r.initial.is_zero() || r.initial > r.max || r.max > limits::MAX_TIMEOUT {
+            return Err(format!(
+                "retransmission timeouts {:?}..{:?} are out of range (0..={:?}, first <= last)",
+                r.initial,
+                r.max,
+                limits::MAX_TIMEOUT
+            ));
+        }
+        if self.reassembly_timeout.is_zero() || self.reassembly_timeout > limits::MAX_TIMEOUT {
+            return Err(format!(
+                "reassembly timeout {:?} is out of range",
+                self.reassembly_timeout
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::new(
+            "198.51.100.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+            Identity::KeyId("a".into()),
+            AuthMethod::Psk(Secret::new(b"k".to_vec())),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(settings().validate(), Ok(()));
+    }
+
+    /// The values that once panicked with "overflow when adding duration to
+    /// instant" or underflowed the fragment room are refused, naming the setting.
+    #[test]
+    fn out_of_range_values_are_named() {
+        let huge = Some(Duration::from_secs(u64::MAX));
+        let mut s = settings();
+        s.ike_lifetime = huge;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .starts_with("IKE lifetime 18446744073709551615 s"));
+        let mut s = settings();
+        s.child_lifetime = huge;
+        assert!(s.validate().unwrap_err().starts_with("CHILD lifetime"));
+        let mut s = settings();
+        s.dpd_interval = huge;
+        assert!(s.validate().unwrap_err().starts_with("DPD interval"));
+        for n in [0, 3, 255, 65_536] {
+            let mut s = settings();
+            s.fragment_size = n;
+            let e = s.validate().unwrap_err();
+            assert!(e.starts_with(&format!("fragment size {n} ")), "{e}");
+        }
+        let mut s = settings();
+        s.retransmit.tries = 1000;
+        assert!(s.validate().unwrap_err().contains("retransmissions"));
+    }
+}

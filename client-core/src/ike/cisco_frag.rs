@@ -24,13 +24,21 @@ pub const VID_FRAGMENTATION: [u8; 16] = [
 const LAST: u8 = 0x01;
 const FRAG_HEADER: usize = 8;
 
+/// The fragment number is one byte: a message never has more pieces.
+const MAX_FRAGMENTS: usize = 255;
+
 /// Splits an encrypted IKE `message` into Cisco fragments of at most `mtu`
 /// bytes each (IKE header + fragment payload), with fragment ID `id`.
+/// The number field is one byte, so a message that would need more than
+/// 255 fragments at `mtu` gets larger fragments instead of wrapping numbers.
 pub fn split(message: &[u8], id: u16, mtu: usize) -> Vec<Vec<u8>> {
     let Ok(h) = Header::parse(message) else {
         return vec![message.to_vec()];
     };
-    let room = mtu.saturating_sub(HEADER_LEN + FRAG_HEADER).max(64);
+    let room = mtu
+        .saturating_sub(HEADER_LEN + FRAG_HEADER)
+        .max(64)
+        .max(message.len().div_ceil(MAX_FRAGMENTS));
     let chunks: Vec<&[u8]> = message.chunks(room).collect();
     let n = chunks.len();
     chunks
@@ -110,9 +118,14 @@ impl CiscoReassembly {
         if flags & LAST != 0 {
             m.last = Some(num);
         }
-        if m.parts.insert(num, p[FRAG_HEADER..].to_vec()).is_none() {
-            m.bytes += p.len() - FRAG_HEADER;
+        // A fragment sent again under the same number replaces the earlier
+        // one and is counted at its new size, so re-sending bigger pieces
+        // cannot grow the buffer past `max_bytes`.
+        let data = &p[FRAG_HEADER..];
+        if let Some(old) = m.parts.insert(num, data.to_vec()) {
+            m.bytes -= old.len();
         }
+        m.bytes += data.len();
         if m.bytes > max_bytes || m.last.is_some_and(|l| m.parts.keys().any(|k| *k > l)) {
             self.messages.remove(&id);
             return Err(CiscoFragError::TooLarge);
@@ -229,5 +242,45 @@ mod tests {
             r.add(&f[0], 0, 65536).unwrap_err(),
             CiscoFragError::Malformed
         );
+    }
+
+    /// Re-sending fragment 1 under the same number with ever bigger data
+    /// counts the new size: the byte limit holds (it once grew to 28 MB).
+    #[test]
+    fn resent_fragment_is_counted_at_its_new_size() {
+        let small = split(&message(200), 5, 544);
+        let big = split(&message(1400), 5, 2000);
+        assert_eq!((small.len(), big.len()), (1, 1));
+        let mut first_small = small[0].clone();
+        first_small[HEADER_LEN + 7] = 0; // not LAST: the message stays open
+        let mut first_big = big[0].clone();
+        first_big[HEADER_LEN + 7] = 0;
+        let mut r = CiscoReassembly::default();
+        assert_eq!(r.add(&first_small, 64, 1000).unwrap(), None);
+        assert_eq!(
+            r.add(&first_big, 64, 1000).unwrap_err(),
+            CiscoFragError::TooLarge,
+            "1400 bytes under the same number exceed a 1000-byte limit"
+        );
+        // A same-size duplicate is no growth.
+        assert_eq!(r.add(&first_small, 64, 1000).unwrap(), None);
+        assert_eq!(r.add(&first_small, 64, 1000).unwrap(), None);
+    }
+
+    /// A message needing more than 255 fragments at the given size gets
+    /// bigger fragments: numbers stay 1..=255 and it reassembles.
+    #[test]
+    fn numbering_never_wraps() {
+        let m = message(60_000);
+        let f = split(&m, 9, 100);
+        assert!(f.len() <= 255, "{} fragments", f.len());
+        let nums: Vec<u8> = f.iter().map(|d| d[HEADER_LEN + 6]).collect();
+        assert_eq!(nums, (1..=f.len() as u8).collect::<Vec<_>>());
+        let mut r = CiscoReassembly::default();
+        let mut out = None;
+        for d in &f {
+            out = r.add(d, 255, 65536).unwrap();
+        }
+        assert_eq!(out.unwrap(), m);
     }
 }

@@ -228,7 +228,15 @@ struct InitData {
     gateway_verified: bool,
     eap_done: bool,
     password: Option<Secret>,
+    /// DH groups already sent in IKE_SA_INIT: INVALID_KE_PAYLOAD may move us
+    /// to each offered group once (RFC 7296 §1.2), never back.
+    groups_tried: Vec<wire::DhId>,
+    /// IKE_SA_INIT requests sent with a COOKIE so far.
+    cookie_rounds: u8,
 }
+
+/// COOKIE retries of one IKE_SA_INIT before giving up.
+const MAX_COOKIE_ROUNDS: u8 = 3;
 
 /// One IKEv2 session with one gateway.
 pub struct Session {
@@ -290,6 +298,7 @@ impl Session {
         mut rng: Box<dyn Rng>,
         now: Instant,
     ) -> Result<Session, DisconnectReason> {
+        settings.validate().map_err(DisconnectReason::Local)?;
         let mut spi_i = [0u8; 8];
         rng.fill(&mut spi_i);
         let mut s = Session {
@@ -646,9 +655,11 @@ impl Session {
     /// Arms DPD and keepalives once established.
     fn arm_liveness(&mut self, now: Instant) {
         self.last_inbound = Some(now);
-        self.timers[Timer::Dpd as usize] = self.dpd_interval().map(|i| now + i / 2);
-        self.timers[Timer::Keepalive as usize] =
-            self.behind_nat.then(|| now + self.keepalive_interval());
+        self.timers[Timer::Dpd as usize] = self.dpd_interval().and_then(|i| now.checked_add(i / 2));
+        self.timers[Timer::Keepalive as usize] = self
+            .behind_nat
+            .then(|| now.checked_add(self.keepalive_interval()))
+            .flatten();
     }
 
     fn liveness_timers(&mut self, now: Instant) {
@@ -1008,10 +1019,35 @@ impl Session {
         group: wire::DhId,
         cookie: Option<Vec<u8>>,
     ) -> Result<(), DisconnectReason> {
-        let dh = KeyPair::generate(group, self.rng.as_mut())
-            .map_err(|e| DisconnectReason::Local(e.to_string()))?;
-        let mut ni = vec![0u8; 32];
-        self.rng.fill(&mut ni);
+        // RFC 7296 §2.6: a retry with a COOKIE repeats "all other payloads
+        // unchanged" — the gateway's cookie covers Ni, so a fresh nonce would
+        // earn another COOKIE request. Ni (and the DH key, if the group
+        // stays) carry over; only INVALID_KE_PAYLOAD changes the KE.
+        let previous = self.init.take();
+        let first_attempt = previous.is_none();
+        let mut groups_tried = previous
+            .as_ref()
+            .map(|p| p.groups_tried.clone())
+            .unwrap_or_default();
+        groups_tried.push(group);
+        let previous_cookie_rounds = previous.as_ref().map_or(0, |p| p.cookie_rounds);
+        let (dh, ni) = match previous {
+            Some(p) if p.dh.group() == group => (p.dh, p.ni),
+            Some(p) => (
+                KeyPair::generate(group, self.rng.as_mut())
+                    .map_err(|e| DisconnectReason::Local(e.to_string()))?,
+                p.ni,
+            ),
+            None => {
+                let mut ni = vec![0u8; 32];
+                self.rng.fill(&mut ni);
+                (
+                    KeyPair::generate(group, self.rng.as_mut())
+                        .map_err(|e| DisconnectReason::Local(e.to_string()))?,
+                    ni,
+                )
+            }
+        };
         let offer =
             proposals::ike_proposals(self.settings.legacy, self.settings.legacy_group1, group);
         let src = nat_hash(&self.spi_i, &[0; 8], self.settings.local);
@@ -1091,7 +1127,10 @@ impl Session {
             "IKE_SA_INIT request payloads:\n{}",
             describe::detail(&msg.payloads)
         );
+        let cookie_rounds = previous_cookie_rounds + u8::from(cookie.is_some());
         let init = InitData {
+            groups_tried,
+            cookie_rounds,
             dh,
             ni,
             nr: Vec::new(),
@@ -1110,7 +1149,6 @@ impl Session {
             eap_done: false,
             password: self.settings.password.clone(),
         };
-        let first_attempt = self.init.is_none();
         self.init = Some(init);
         self.transmits.push_back(bytes.clone());
         self.outstanding = Some(Outstanding {
@@ -1150,10 +1188,17 @@ impl Session {
             match n.ty {
                 NotifyType::COOKIE => {
                     let cookie = n.data.to_vec();
-                    if self.init.as_ref().is_some_and(|i| i.cookie.is_some()) {
-                        self.fail(DisconnectReason::Protocol(
-                            "the gateway asked for a cookie twice".into(),
-                        ));
+                    // A gateway that rotated its secret may ask again with a
+                    // new cookie (§2.6); the same one again means it refused
+                    // ours. Bounded, so a gateway cannot keep us looping.
+                    let (same, rounds) = self.init.as_ref().map_or((false, 0), |i| {
+                        (i.cookie.as_deref() == Some(&cookie[..]), i.cookie_rounds)
+                    });
+                    if same || rounds >= MAX_COOKIE_ROUNDS {
+                        self.fail(DisconnectReason::Protocol(format!(
+                            "the gateway asked for a cookie {} times",
+                            rounds + 1
+                        )));
                         return Received::Consumed;
                     }
                     info!("gateway requested a COOKIE, retrying");
@@ -1177,9 +1222,18 @@ impl Session {
                                 .any(|t| Some(wire::DhId(t.id)) == want)
                         })
                     });
-                    let current = self.init.as_ref().map(|i| i.dh.group());
+                    let tried = want.is_some_and(|g| {
+                        self.init
+                            .as_ref()
+                            .is_some_and(|i| i.groups_tried.contains(&g))
+                    });
                     match want {
-                        Some(g) if offered && Some(g) != current => {
+                        Some(g) if offered && tried => {
+                            self.fail(DisconnectReason::Protocol(format!(
+                                "INVALID_KE_PAYLOAD asks for {g:?} again, which we already sent (a gateway alternating groups)"
+                            )))
+                        }
+                        Some(g) if offered => {
                             info!("gateway asked for DH group {g:?}, retrying");
                             let cookie = self.init.as_ref().and_then(|i| i.cookie.clone());
                             if let Err(e) = self.start_sa_init(now, g, cookie) {
@@ -1367,8 +1421,11 @@ impl Session {
             {
                 // Cisco's scheme fragments the encrypted message (RFC 7383 is preferred when offered).
                 *cisco_frag_id = cisco_frag_id.wrapping_add(1);
-                let f =
-                    super::cisco_frag::split(&buf, *cisco_frag_id, settings.fragment_size - marker);
+                let f = super::cisco_frag::split(
+                    &buf,
+                    *cisco_frag_id,
+                    settings.fragment_size.saturating_sub(marker),
+                );
                 debug!(
                     "splitting IKE message ({} bytes) into {} Cisco fragments",
                     buf.len(),
@@ -2577,10 +2634,11 @@ impl Session {
             Timer::ChildRekey => self.settings.child_lifetime,
             _ => None,
         };
-        self.timers[timer as usize] = life.map(|l| {
+        self.timers[timer as usize] = life.and_then(|l| {
             let mut j = [0u8; 1];
             self.rng.fill(&mut j);
-            now + l.mul_f64(0.8 + 0.1 * (j[0] as f64 / 255.0))
+            // Settings::validate bounds the lifetime; checked all the same.
+            now.checked_add(l.mul_f64(0.8 + 0.1 * (j[0] as f64 / 255.0)))
         });
     }
 
@@ -2675,6 +2733,17 @@ impl Session {
             "received CREATE_CHILD_SA response {}",
             describe::summary(&payloads)
         );
+        // The same rule table as every other message (§3.10.1 and table 3.x
+        // of RFC 7296): a rekey answer is not trusted more than the rest.
+        if let Err(e) = wire::check_payloads(
+            ExchangeType::CREATE_CHILD_SA,
+            Direction::Response,
+            &payloads,
+        ) {
+            return self.fail(DisconnectReason::Protocol(format!(
+                "CREATE_CHILD_SA response: {e}"
+            )));
+        }
         let mut sa = None;
         let mut nr = None;
         let mut ke = None;
@@ -3066,5 +3135,116 @@ mod tests {
             _ => None,
         });
         assert_eq!(ke, Some(wire::DhId::CURVE25519));
+    }
+
+    fn psk_session() -> (Session, SocketAddr, Instant) {
+        let gw: SocketAddr = "198.51.100.1:500".parse().unwrap();
+        let local: SocketAddr = "198.51.100.2:500".parse().unwrap();
+        let s = Settings::new(
+            gw,
+            local,
+            Identity::KeyId("a".into()),
+            LocalAuth::Psk(Secret::new(b"k".to_vec())),
+        );
+        let now = crate::test_now();
+        let session = Session::new(s, Box::new(crate::crypto::TestRng::new(3)), now).unwrap();
+        (session, gw, now)
+    }
+
+    /// The gateway's answer to the request in `buf`: just this notify.
+    fn notify_answer(buf: &[u8], ty: NotifyType, data: &[u8]) -> Vec<u8> {
+        let req = Message::parse(buf).unwrap();
+        Message {
+            header: Header {
+                spi_r: [0; 8],
+                flags: Flags(Flags::RESPONSE),
+                ..req.header
+            },
+            payloads: vec![Payload::from(PayloadBody::Notify(Notify::new(ty, data)))],
+            inner_first: PayloadType::NONE,
+        }
+        .emit()
+    }
+
+    fn sent_ke_and_nonce(buf: &[u8]) -> (Option<wire::DhId>, Vec<u8>) {
+        let m = Message::parse(buf).unwrap();
+        let ke = m.payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Ke(k) => Some(k.group),
+            _ => None,
+        });
+        let ni = m.payloads.iter().find_map(|p| match &p.body {
+            PayloadBody::Nonce(n) => Some(n.to_vec()),
+            _ => None,
+        });
+        (ke, ni.unwrap())
+    }
+
+    /// A gateway alternating INVALID_KE_PAYLOAD groups once made the client
+    /// restart 27 940 times in 4 s. Each offered group is tried once
+    /// (RFC 7296 §1.2): asked for one already sent, the session ends.
+    // IKE_SA_INIT { SA, KE(ECP-384), Ni, ... } -->
+    //   <-- N(INVALID_KE_PAYLOAD, Curve25519)
+    // IKE_SA_INIT { SA, KE(Curve25519), Ni, ... } -->
+    //   <-- N(INVALID_KE_PAYLOAD, ECP-384)          (already tried: give up)
+    #[test]
+    fn invalid_ke_restarts_once_per_group() {
+        let (mut session, gw, now) = psk_session();
+        let mut buf = Vec::new();
+        session.poll_transmit(&mut buf).unwrap();
+        let (first, ni) = sent_ke_and_nonce(&buf);
+        assert_eq!(first, Some(wire::DhId::ECP_384));
+        let x25519 = wire::DhId::CURVE25519.0.to_be_bytes();
+        let answer = notify_answer(&buf, NotifyType::INVALID_KE_PAYLOAD, &x25519);
+        session.handle_datagram(now, gw, &answer);
+        session.poll_transmit(&mut buf).unwrap();
+        let (second, ni2) = sent_ke_and_nonce(&buf);
+        assert_eq!(second, Some(wire::DhId::CURVE25519));
+        assert_eq!(ni, ni2, "Ni is kept across restarts (a cookie covers it)");
+        let ecp = wire::DhId::ECP_384.0.to_be_bytes();
+        let answer = notify_answer(&buf, NotifyType::INVALID_KE_PAYLOAD, &ecp);
+        session.handle_datagram(now, gw, &answer);
+        assert!(
+            session.poll_transmit(&mut buf).is_none(),
+            "no third IKE_SA_INIT"
+        );
+        assert_eq!(session.state(), State::Closed);
+        let Some(Event::Progress(_)) = session.poll_event() else {
+            panic!("Contacting first")
+        };
+        match session.poll_event() {
+            Some(Event::Disconnected(DisconnectReason::Protocol(m))) => {
+                assert!(m.contains("again"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// RFC 7296 §2.6: the retry carries the COOKIE first and "all other
+    /// payloads unchanged" (the same Ni and KE); the same cookie asked for
+    /// again ends the session instead of looping.
+    // IKE_SA_INIT { SA, KEi, Ni, ... } -->   <-- N(COOKIE)
+    // IKE_SA_INIT { N(COOKIE), SA, KEi, Ni, ... } -->   <-- N(COOKIE) (same)
+    #[test]
+    fn cookie_retry_repeats_the_request() {
+        let (mut session, gw, now) = psk_session();
+        let mut buf = Vec::new();
+        session.poll_transmit(&mut buf).unwrap();
+        let first = Message::parse(&buf).unwrap();
+        let first_payloads: Vec<_> = first.payloads.iter().map(|p| p.body.clone()).collect();
+        let cookie = [0xc0u8; 20];
+        let answer = notify_answer(&buf, NotifyType::COOKIE, &cookie);
+        session.handle_datagram(now, gw, &answer);
+        let mut again = Vec::new();
+        session.poll_transmit(&mut again).unwrap();
+        let retry = Message::parse(&again).unwrap();
+        assert_eq!(
+            retry.payloads[0].body,
+            PayloadBody::Notify(Notify::new(NotifyType::COOKIE, &cookie))
+        );
+        let rest: Vec<_> = retry.payloads[1..].iter().map(|p| p.body.clone()).collect();
+        assert_eq!(rest, first_payloads, "all other payloads unchanged");
+        let answer = notify_answer(&again, NotifyType::COOKIE, &cookie);
+        session.handle_datagram(now, gw, &answer);
+        assert_eq!(session.state(), State::Closed);
     }
 }
