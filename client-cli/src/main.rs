@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use acclient_core::crypto::{Secret, SystemRng};
 use acclient_core::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
+use acclient_core::eap::anyconnect::form::{FieldKind, Form, FormAnswer, FormError};
 use acclient_core::eap::EapType;
 use acclient_core::routes::{Prefix, RouteOptions};
 use acclient_core::settings::{limits, AnyConnectClient, ANYCONNECT_IDENTITY};
@@ -693,15 +694,16 @@ impl StdinPasswords {
 }
 
 /// Answers an EAP-AnyConnect login form from the command line, or by asking
-/// on the terminal: hidden inputs keep their value, `group_list` takes
-/// `--group`, user-name inputs `--user`, the first password input the
-/// password from stdin.
+/// on the terminal. The fill rules (hidden inputs, the group, the user name,
+/// choices, verify fields) are the core's `Form`; this only collects values:
+/// `--group` and `--user` arrive as the form's prefills, passwords come from
+/// stdin (one line per password field) or the terminal.
 fn fill_form(
-    form: &acclient_core::eap::anyconnect::xml::AuthRequest,
+    form: &Form,
     a: &ConnectArgs,
     interactive: bool,
     passwords: &mut StdinPasswords,
-) -> Result<Vec<(String, Secret)>> {
+) -> Result<FormAnswer> {
     for t in [&form.title, &form.banner, &form.message] {
         if !t.is_empty() {
             eprintln!("{t}");
@@ -710,68 +712,62 @@ fn fill_form(
     if let Some(e) = &form.error {
         eprintln!("The gateway says: {e}");
     }
-    let mut answers: Vec<(String, Secret)> = Vec::new();
-    for s in &form.selects {
-        let labels: Vec<&str> = s.options.iter().map(|o| o.1.as_str()).collect();
-        let pick = match (&a.group, s.name.as_str()) {
-            (Some(g), "group_list") if s.options.iter().any(|o| &o.0 == g || &o.1 == g) => {
-                g.clone()
-            }
-            (Some(g), "group_list") => bail!(
-                "group {g:?} is not offered (choices: {})",
-                labels.join(", ")
-            ),
-            _ if interactive => {
-                prompt_line(&format!("{} [{}] ", s.label, labels.join(", ")), false)?
-            }
-            _ => s
-                .options
-                .iter()
-                .find(|o| o.2)
-                .or(s.options.first())
-                .map(|o| o.0.clone())
-                .unwrap_or_default(),
-        };
-        let value = s
-            .options
-            .iter()
-            .find(|o| o.0 == pick || o.1 == pick)
-            .map(|o| o.0.clone())
-            .unwrap_or(pick);
-        answers.push((s.name.clone(), Secret::new(value.into_bytes())));
-    }
-    for i in &form.inputs {
-        let v = match i.kind.as_str() {
-            "submit" | "reset" => continue,
-            "hidden" => i.value.clone().into_bytes(),
-            "password" => match passwords.next() {
-                Some(p) => p.expose().to_vec(),
-                None if interactive => prompt_line(&format!("{} ", i.label), true)?.into_bytes(),
+    let mut values: Vec<(String, Secret)> = Vec::new();
+    // A choice typed at the prompt that is not offered is asked again.
+    let mut asked_choice = None;
+    for f in &form.fields {
+        let v = match &f.kind {
+            FieldKind::Password => match passwords.next() {
+                Some(p) => p,
+                None if interactive => {
+                    Secret::new(prompt_line(&format!("{} ", f.label), true)?.into_bytes())
+                }
                 None => match &form.error {
                     Some(e) => bail!("the gateway rejected the credentials ({e})"),
-                    None => bail!("the gateway asks for {:?}; give --passwd-on-stdin", i.label),
+                    None => bail!("the gateway asks for {:?}; give --passwd-on-stdin", f.label),
                 },
             },
-            _ if i.name.contains("user") && a.user.is_some() => {
-                a.user.clone().unwrap_or_default().into_bytes()
+            // --group insists: Form::answer refuses it if not offered.
+            FieldKind::Select(_) if f.is_group() && a.group.is_some() => {
+                Secret::new(a.group.clone().unwrap_or_default().into_bytes())
             }
-            _ if interactive => prompt_line(&format!("{} ", i.label), false)?.into_bytes(),
-            _ => bail!(
+            FieldKind::Select(choices) if interactive => {
+                asked_choice = Some((f, choices));
+                let labels: Vec<&str> = choices.iter().map(|c| c.label.as_str()).collect();
+                let prompt = format!("{} [{}] ", f.label, labels.join(", "));
+                Secret::new(prompt_line(&prompt, false)?.into_bytes())
+            }
+            FieldKind::Select(_) => continue, // the gateway's default
+            FieldKind::Text if f.name.contains("user") && a.user.is_some() => continue,
+            FieldKind::Text if interactive => {
+                Secret::new(prompt_line(&format!("{} ", f.label), false)?.into_bytes())
+            }
+            FieldKind::Text if f.prefill.is_some() => continue,
+            FieldKind::Text => bail!(
                 "the gateway asks for {:?} ({}); this needs --user or a terminal",
-                i.label,
-                i.name
+                f.label,
+                f.name
             ),
         };
-        answers.push((i.name.clone(), Secret::new(v)));
+        values.push((f.name.clone(), v));
     }
-    // A new password is typed twice; only the first is sent (renaming rules).
-    let find = |n: &str| answers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    if let (Some(a), Some(b)) = (find("new_password"), find("verify_password")) {
-        if a != b {
-            bail!("the new passwords do not match");
+    for _ in 0..3 {
+        match form.answer(values.clone()) {
+            Err(e @ FormError::NotAChoice { .. }) if asked_choice.is_some() => {
+                eprintln!("{e}");
+                let Some((f, choices)) = asked_choice else {
+                    break;
+                };
+                let labels: Vec<&str> = choices.iter().map(|c| c.label.as_str()).collect();
+                let prompt = format!("{} [{}] ", f.label, labels.join(", "));
+                let typed = Secret::new(prompt_line(&prompt, false)?.into_bytes());
+                values.retain(|(n, _)| n != &f.name);
+                values.push((f.name.clone(), typed));
+            }
+            r => return Ok(r?),
         }
     }
-    Ok(answers)
+    Ok(form.answer(values)?)
 }
 
 fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {

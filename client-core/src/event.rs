@@ -19,10 +19,10 @@ pub enum PromptKind {
         /// The user name the password is for.
         user: String,
     },
-    /// An EAP-AnyConnect login form: answer with [`Answer::Form`], one value
-    /// per input name (text, password, select; hidden inputs are filled in
-    /// by the front end from `Input::value`).
-    AuthForm(Box<crate::eap::anyconnect::xml::AuthRequest>),
+    /// An EAP-AnyConnect login form with the fill rules applied: collect a
+    /// value per field, check them with [`Form::answer`](crate::eap::anyconnect::form::Form::answer)
+    /// and answer with [`Answer::Form`].
+    AuthForm(Box<crate::eap::anyconnect::form::Form>),
     /// The gateway requires posture assessment: run the host-scan (CSD)
     /// wrapper, then answer [`Answer::HostScan`].
     HostScan(crate::eap::anyconnect::xml::HostScan),
@@ -51,8 +51,8 @@ pub enum Answer {
     Secret(Secret),
     /// Yes / no (certificate acceptance).
     Accept(bool),
-    /// Answers to a login form: (input name, value).
-    Form(Vec<(String, Secret)>),
+    /// Answers to a login form, checked by `Form::answer`.
+    Form(crate::eap::anyconnect::form::FormAnswer),
     /// The host-scan wrapper ran (true) or could not / was not configured (false).
     HostScan(bool),
 }

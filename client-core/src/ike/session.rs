@@ -734,7 +734,7 @@ impl Session {
                     .init
                     .as_mut()
                     .and_then(|i| i.anyconnect.as_mut())
-                    .map(|p| p.answer(&answers));
+                    .map(|p| p.answer(&answers.0));
                 match reply {
                     Some(Ok(eap)) => {
                         let p = [Payload::from(PayloadBody::Eap(eap.expose()))];
@@ -2163,7 +2163,15 @@ impl Session {
                     kind: PromptKind::HostScan(hs),
                 }));
             }
-            AcStep::Form(form) => {
+            AcStep::Form(req) => {
+                let hints = crate::eap::anyconnect::form::FormHints {
+                    user: self.settings.username.clone(),
+                    group: match &self.settings.auth {
+                        LocalAuth::AnyConnect(a) => a.group.clone(),
+                        _ => None,
+                    },
+                };
+                let form = Box::new(crate::eap::anyconnect::form::Form::new(&req, &hints));
                 self.prompt_seq += 1;
                 let id = PromptId(self.prompt_seq);
                 self.pending = Some((id, Pending::Form));

@@ -9,6 +9,7 @@
 //! ```
 //! TLV 0 carries the `config-auth` XML, 1 a signature, 3 a PKCS#7 chain.
 
+pub mod form;
 pub mod peer;
 pub mod xml;
 
