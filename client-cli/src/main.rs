@@ -881,6 +881,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         ike_keylog: a.ike_keylog.clone(),
         ping: a.ping.map(|d| (d, a.ping_count)),
         disconnect_on_suspend: p.disconnect_on_suspend,
+        host: Some(p.label.clone()),
     };
     let tunnel = if a.until_signal {
         let parse = |v: &[String], what: &str| -> Result<Vec<Prefix>> {
@@ -1069,7 +1070,6 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 };
                 let _ = cmd_tx.send(Command::Answer(pr.id, ans));
             }
-            Event::ChildSa(_) => {}
             Event::Connected(cfg) => {
                 let cfg = *cfg;
                 if connected.is_some() {
@@ -1146,7 +1146,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         eprintln!("Disconnected.");
         return Ok(0);
     }
-    print_result(&a, &p, &cfg, st.as_ref(), connect_ms);
+    print_result(&p, &cfg, st.as_ref(), connect_ms, a.json);
     Ok(0)
 }
 
@@ -1183,48 +1183,10 @@ fn control_socket(cmd: mpsc::UnboundedSender<Command>) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The one JSON schema of `status --json`, `probe --json` and the control
+/// socket: the driver's serde `Status` (with its `version`).
 fn status_json(s: &driver::Status) -> serde_json::Value {
-    let hex = acclient_core::crypto::hex;
-    let e = &s.esp;
-    serde_json::json!({
-        "state": format!("{:?}", s.state),
-        "interface": s.interface,
-        "addresses": s.addresses,
-        "mtu": s.mtu,
-        "uptime_s": s.uptime,
-        "reconnects": s.reconnects,
-        "local": s.local.1.to_string(),
-        "remote": s.remote.to_string(),
-        "nat_t": s.nat_t,
-        "behind_nat": s.behind_nat,
-        "ike": {
-            "spi_i": hex(&s.ike_spis.0), "spi_r": hex(&s.ike_spis.1),
-            "algorithms": s.ike_suite, "rekey_in_s": s.rekey_in.0,
-            "sent": s.stats.ike_sent, "received": s.stats.ike_received,
-            "retransmits": s.stats.retransmits, "dropped": s.stats.dropped,
-            "rekeys": s.stats.ike_rekeys,
-        },
-        "child": {
-            "spi_in": s.child_spis.map(|c| format!("{:08x}", c.0)),
-            "spi_out": s.child_spis.map(|c| format!("{:08x}", c.1)),
-            "algorithms": s.esp_suite, "rekey_in_s": s.rekey_in.1,
-            "rekeys": s.stats.child_rekeys,
-            "ts_local": s.ts.0, "ts_remote": s.ts.1,
-        },
-        "esp": {
-            "tx_packets": e.tx_packets, "tx_bytes": e.tx_bytes,
-            "rx_packets": e.rx_packets, "rx_bytes": e.rx_bytes,
-            "drop_replay": e.drop_replay, "drop_integrity": e.drop_integrity,
-            "drop_unknown_spi": e.drop_unknown_spi, "drop_malformed": e.drop_malformed,
-            "drop_tx": e.drop_tx, "keepalives": e.keepalives,
-        },
-        "dpd": {
-            "interval_s": s.dpd.0, "last_heard_s": s.dpd.1, "probe_in_flight": s.dpd.2,
-            "answered": s.stats.dpd_answered,
-        },
-        "session_id": s.session_id,
-        "session_resumed": s.resumed,
-    })
+    serde_json::to_value(s).unwrap_or_default()
 }
 
 /// `acclient status`: asks the running `connect` over its control socket.
@@ -1377,7 +1339,6 @@ fn print_connected(
     st: Option<&driver::Status>,
     ms: u128,
 ) {
-    let hex = acclient_core::crypto::hex;
     let list = |v: Vec<String>| {
         if v.is_empty() {
             "-".to_string()
@@ -1422,80 +1383,33 @@ fn print_connected(
     if let Some(s) = st {
         println!(
             "  IKE SA:      {}, SPIs {}_i {}_r{}",
-            s.ike_suite.clone().unwrap_or_default(),
-            hex(&s.ike_spis.0),
-            hex(&s.ike_spis.1),
+            s.ike.algorithms.clone().unwrap_or_default(),
+            s.ike.spi_i,
+            s.ike.spi_r,
             if s.nat_t { ", NAT-T (UDP 4500)" } else { "" }
         );
-        let (i, o) = s.child_spis.unwrap_or_default();
         println!(
-            "  CHILD SA:    {}, SPIs {i:08x}_i {o:08x}_o, tunnel mode",
-            s.esp_suite.clone().unwrap_or_default()
+            "  CHILD SA:    {}, SPIs {}_i {}_o, tunnel mode",
+            s.child.algorithms.clone().unwrap_or_default(),
+            s.child.spi_in.as_deref().unwrap_or("00000000"),
+            s.child.spi_out.as_deref().unwrap_or("00000000"),
         );
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 fn print_result(
-    a: &ConnectArgs,
     p: &Plan,
     cfg: &acclient_core::TunnelConfig,
     st: Option<&driver::Status>,
     ms: u128,
+    json: bool,
 ) {
-    let hex = acclient_core::crypto::hex;
-    let addrs: Vec<String> = cfg
-        .addresses
-        .iter()
-        .map(|(a, l)| format!("{a}/{l}"))
-        .collect();
-    let dns: Vec<String> = cfg.dns.iter().map(|d| d.to_string()).collect();
-    let nbns: Vec<String> = cfg.nbns.iter().map(|d| d.to_string()).collect();
-    let subnets: Vec<String> = cfg
-        .subnets
-        .iter()
-        .map(|(a, l)| format!("{a}/{l}"))
-        .collect();
-    let tsl: Vec<String> = cfg.ts_local.iter().map(|t| t.to_string()).collect();
-    let tsr: Vec<String> = cfg.ts_remote.iter().map(|t| t.to_string()).collect();
-    let (ike_i, ike_r) = st
-        .map(|s| (hex(&s.ike_spis.0), hex(&s.ike_spis.1)))
-        .unwrap_or_default();
-    let (c_in, c_out) = st
-        .and_then(|s| s.child_spis)
-        .map(|(i, o)| (format!("{i:08x}"), format!("{o:08x}")))
-        .unwrap_or_default();
-    let ike_suite = st.and_then(|s| s.ike_suite.clone()).unwrap_or_default();
-    let esp_suite = st.and_then(|s| s.esp_suite.clone()).unwrap_or_default();
-    let nat_t = st.is_some_and(|s| s.nat_t);
-    if a.json {
-        let v = serde_json::json!({
-            "gateway": p.gateway.to_string(),
-            "host": p.label,
-            "connect_ms": ms,
-            "addresses": addrs, "dns": dns, "nbns": nbns, "subnets": subnets, "domains": cfg.domains,
-            "ts_local": tsl, "ts_remote": tsr,
-            "ike": { "spi_i": ike_i, "spi_r": ike_r, "algorithms": ike_suite, "nat_t": nat_t },
-            "child": { "spi_in": c_in, "spi_out": c_out, "algorithms": esp_suite, "mode": "tunnel" },
-            "lifetimes": { "ike_s": a.ike_lifetime, "child_s": a.child_lifetime, "rekey_at": "80-90 % of the lifetime; gateway-initiated rekeys are answered" },
-            "stats": st.map(|s| serde_json::json!({
-                "ike_sent": s.stats.ike_sent, "ike_received": s.stats.ike_received, "retransmits": s.stats.retransmits,
-                "dropped": s.stats.dropped, "dpd_answered": s.stats.dpd_answered,
-                "ike_rekeys": s.stats.ike_rekeys, "child_rekeys": s.stats.child_rekeys,
-            })),
-            "banner": cfg.cisco.banner,
-            "session_id": st.and_then(|s| s.session_id.clone()),
-            "esp": st.map(|s| serde_json::json!({
-                "sent": s.esp.tx_packets, "received": s.esp.rx_packets, "dropped": s.esp.dropped(), "echo_replies": s.esp.echo_replies,
-            })),
-            "cisco": {
-                "mtu": cfg.cisco.mtu, "dpd_s": cfg.cisco.dpd_interval, "keepalive_s": cfg.cisco.keepalive_interval,
-                "idle_timeout_s": cfg.cisco.idle_timeout, "session_timeout_s": cfg.cisco.session_timeout,
-                "gateway_version": cfg.cisco.gateway_version,
-            },
-            "unknown_attributes": cfg.unknown.iter().map(|(t, v)| serde_json::json!({"type": t, "length": v.len()})).collect::<Vec<_>>(),
-        });
-        println!("{v}");
+    if json {
+        // The same schema as `status --json`; the connect time as measured here.
+        let mut st = st.cloned().unwrap_or_default();
+        st.connect_ms = Some(ms as u64);
+        println!("{}", status_json(&st));
     } else {
         print_connected(p, cfg, st, ms);
         if let Some(s) = st {

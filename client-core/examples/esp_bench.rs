@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use acclient_core::crypto::cipher::{Encr, Integ};
 use acclient_core::crypto::Secret;
+use acclient_core::esp::ChildSaInfo;
 use acclient_core::esp::EspSa;
-use acclient_core::event::ChildSaInfo;
 
 fn main() {
     for (name, encr, integ) in [

@@ -1,11 +1,11 @@
 //! What the engine tells its front end, and what the front end answers.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use crate::crypto::sig::CertSummary;
 use crate::crypto::Secret;
-use crate::wire::{NotifyType, TrafficSelector};
+pub use crate::error::DisconnectReason;
+use crate::wire::TrafficSelector;
 
 /// Identifies a prompt so its answer can be matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,44 +57,6 @@ pub enum Answer {
     HostScan(bool),
 }
 
-/// A CHILD SA's parameters and keys, for the data plane.
-#[derive(Clone)]
-pub struct ChildSaInfo {
-    /// SPI the gateway sends to (ours, inbound).
-    pub spi_in: u32,
-    /// SPI we send to (the gateway's, outbound).
-    pub spi_out: u32,
-    /// Encryption algorithm.
-    pub encr: crate::crypto::cipher::Encr,
-    /// Integrity (None for AEAD).
-    pub integ: Option<crate::crypto::cipher::Integ>,
-    /// Extended sequence numbers.
-    pub esn: bool,
-    /// Keys: outbound encryption / integrity.
-    pub encr_out: Secret,
-    /// See above.
-    pub integ_out: Secret,
-    /// Keys: inbound encryption / integrity.
-    pub encr_in: Secret,
-    /// See above.
-    pub integ_in: Secret,
-    /// Our traffic selectors.
-    pub ts_local: Vec<TrafficSelector>,
-    /// The gateway's traffic selectors.
-    pub ts_remote: Vec<TrafficSelector>,
-}
-
-impl fmt::Debug for ChildSaInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChildSaInfo")
-            .field("spi_in", &format_args!("{:08x}", self.spi_in))
-            .field("spi_out", &format_args!("{:08x}", self.spi_out))
-            .field("encr", &self.encr)
-            .field("integ", &self.integ)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What the gateway gave us (config mode, RFC 7296 §3.15) plus the
 /// negotiated SAs, as a front end or OS layer needs it.
 #[derive(Clone, Debug, Default)]
@@ -112,7 +74,7 @@ pub struct TunnelConfig {
     /// Address lifetime in seconds, if given.
     pub address_expiry: Option<u32>,
     /// Cisco session settings (AnyConnect head-ends), if any were sent.
-    pub cisco: crate::ike::cisco::CiscoSettings,
+    pub cisco: CiscoSettings,
     /// Attributes we do not interpret, kept as (type, value). Known secret
     /// attributes (28727) never land here.
     pub unknown: Vec<(u16, Vec<u8>)>,
@@ -164,101 +126,6 @@ pub enum Progress {
     },
 }
 
-/// Why the session ended.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DisconnectReason {
-    /// We closed it.
-    #[error("disconnected")]
-    LocallyClosed,
-    /// The gateway rejected our credentials.
-    #[error("the gateway rejected the credentials{}", detail(.0))]
-    AuthFailed(String),
-    /// The gateway's certificate was not accepted.
-    #[error("the gateway's certificate was refused: {reason} (subject {subject}, {pin})")]
-    CertificateRefused {
-        /// Why.
-        reason: String,
-        /// Subject DN.
-        subject: String,
-        /// pin-sha256 fingerprint.
-        pin: String,
-    },
-    /// The gateway could not be authenticated (bad AUTH, wrong identity).
-    #[error("the gateway could not be authenticated: {0}")]
-    GatewayAuthFailed(String),
-    /// No common algorithms.
-    #[error("the gateway accepts none of our proposals (NO_PROPOSAL_CHOSEN){}", detail(.0))]
-    NoProposalChosen(String),
-    /// The gateway did not answer.
-    #[error("no answer from the gateway after {0} retransmissions")]
-    TimedOut(u32),
-    /// An established session's gateway stopped answering DPD probes.
-    #[error("the gateway stopped answering (dead peer detection, nothing heard for {0} s)")]
-    DeadPeer(u64),
-    /// Fragments missing for too long.
-    #[error("incomplete fragmented message from the gateway: {0}")]
-    Reassembly(String),
-    /// The gateway deleted the IKE SA.
-    #[error("the gateway closed the session")]
-    PeerDeleted,
-    /// The gateway sent an error notify.
-    #[error("the gateway reported {n}{t}", n = .0, t = notify_text(*.0))]
-    PeerNotify(NotifyType),
-    /// The gateway broke the protocol.
-    #[error("protocol error from the gateway: {0}")]
-    Protocol(String),
-    /// A local problem (bad settings, unsupported algorithm).
-    #[error("{0}")]
-    Local(String),
-    /// The machine slept and the profile's AutoReconnectBehavior is
-    /// DisconnectOnSuspend: closed, not reconnected.
-    #[error("the machine slept for {0} s; the profile says DisconnectOnSuspend, so the session was closed")]
-    Suspended(u64),
-}
-
-fn detail(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!(" ({s})")
-    }
-}
-
-fn notify_text(n: NotifyType) -> &'static str {
-    match n {
-        NotifyType::AUTHENTICATION_FAILED => ": the gateway rejected the credentials",
-        NotifyType::NO_PROPOSAL_CHOSEN => ": no common algorithms",
-        NotifyType::INTERNAL_ADDRESS_FAILURE => ": no internal address available",
-        NotifyType::FAILED_CP_REQUIRED => ": the gateway requires a configuration request",
-        NotifyType::TS_UNACCEPTABLE => ": traffic selectors not acceptable",
-        NotifyType::SINGLE_PAIR_REQUIRED => ": a single address pair is required",
-        NotifyType::NO_ADDITIONAL_SAS => ": the gateway accepts no more SAs",
-        NotifyType::TEMPORARY_FAILURE => ": temporary failure, try again",
-        NotifyType::INVALID_SYNTAX => ": our message was malformed",
-        NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD => ": unsupported critical payload",
-        NotifyType::INVALID_MAJOR_VERSION => ": IKE version not supported",
-        _ => "",
-    }
-}
-
-impl DisconnectReason {
-    /// A stable exit code for front ends (documented in the README).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            DisconnectReason::LocallyClosed => 0,
-            DisconnectReason::PeerDeleted => 6,
-            DisconnectReason::AuthFailed(_) => 2,
-            DisconnectReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED) => 2,
-            DisconnectReason::CertificateRefused { .. }
-            | DisconnectReason::GatewayAuthFailed(_) => 3,
-            DisconnectReason::TimedOut(_) | DisconnectReason::DeadPeer(_) => 4,
-            DisconnectReason::Local(_) => 1,
-            DisconnectReason::Suspended(_) => 7,
-            _ => 5,
-        }
-    }
-}
-
 /// Something the front end should know.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -268,8 +135,36 @@ pub enum Event {
     Prompt(Prompt),
     /// IKE SA and CHILD SA are up.
     Connected(Box<TunnelConfig>),
-    /// New CHILD SA keys (initially and after every rekey).
-    ChildSa(Box<ChildSaInfo>),
     /// The session ended; nothing more will happen.
     Disconnected(DisconnectReason),
+}
+
+/// Cisco session settings from a CFG_REPLY (plain data; decoded by
+/// `ike::cisco::apply`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CiscoSettings {
+    /// Login banner.
+    pub banner: Option<String>,
+    /// Default DNS domain.
+    pub default_domain: Option<String>,
+    /// Split-DNS domains.
+    pub split_dns: Vec<String>,
+    /// PFS for CHILD SA rekeys.
+    pub pfs: Option<bool>,
+    /// Seconds; 0 = none.
+    pub session_timeout: Option<u32>,
+    /// Seconds.
+    pub disconnect_timeout: Option<u32>,
+    /// Seconds.
+    pub idle_timeout: Option<u32>,
+    /// DPD interval, seconds.
+    pub dpd_interval: Option<u32>,
+    /// NAT-T keepalive interval, seconds.
+    pub keepalive_interval: Option<u32>,
+    /// Tunnel MTU.
+    pub mtu: Option<u16>,
+    /// Gateway application version (attribute 7).
+    pub gateway_version: Option<String>,
+    /// The `complete` XML (session token inside): never printed.
+    pub complete_xml: Option<Secret>,
 }

@@ -82,7 +82,8 @@ pub fn session_datagram(data: &[u8], now: Instant) {
     for (i, chunk) in data.split(|&b| b == 0xfe).enumerate() {
         let from = if i % 2 == 0 { gw } else { nat };
         let t = now + Duration::from_millis(100 * i as u64);
-        let _ = session.handle_datagram(t, from, chunk);
+        let mut d = chunk.to_vec();
+        let _ = session.handle_datagram(t, from, &mut d);
         session.handle_timeout(t);
         while session.poll_transmit(&mut buf).is_some() {}
         while session.poll_event().is_some() {}
@@ -107,7 +108,7 @@ pub fn esp_packet(data: &[u8]) {
     let (encr, integ) = suites[(mode as usize) % suites.len()];
     let esn = mode & 0x10 != 0;
     let key = |n: usize, b: u8| Secret::new(vec![b; n]);
-    let info = |spi_in: u32, spi_out: u32, a: u8, b: u8| crate::event::ChildSaInfo {
+    let info = |spi_in: u32, spi_out: u32, a: u8, b: u8| crate::esp::ChildSaInfo {
         spi_in,
         spi_out,
         encr,

@@ -15,6 +15,7 @@ pub mod crypto;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod eap;
+pub mod error;
 pub mod esp;
 pub mod event;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -24,6 +25,7 @@ pub mod ike;
 pub mod profile;
 pub mod routes;
 pub mod settings;
+mod timer;
 pub mod wire;
 
 /// Tests play the driver: this is the `now` they start the engine with.
@@ -33,8 +35,9 @@ pub(crate) fn test_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+pub use error::{ApiMisuse, DropReason, IkeDrop, PeerMisbehaved};
 pub use event::{
     Answer, DisconnectReason, Event, Progress, Prompt, PromptId, PromptKind, TunnelConfig,
 };
-pub use ike::session::{ApiMisuse, Received, Session, State, Stats, Transmit};
+pub use ike::session::{Received, Session, State, Stats, Transmit};
 pub use settings::{AuthMethod, Identity, Settings, Trust};

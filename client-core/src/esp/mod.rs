@@ -11,13 +11,18 @@
 //! before any cryptography and committed only after the ICV verified.
 
 mod replay;
+pub(crate) mod table;
 
 pub use replay::ReplayWindow;
+pub use table::OLD_SA_GRACE;
 
 use aws_lc_rs::{aead, cipher as aes, constant_time, hmac, iv::FixedLength};
 
+use std::fmt;
+
 use crate::crypto::cipher::{Encr, Integ};
-use crate::event::ChildSaInfo;
+use crate::crypto::Secret;
+use crate::wire::TrafficSelector;
 
 /// Why an ESP packet was dropped (counted, never fatal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +39,46 @@ pub enum DropReason {
     Buffer,
     /// Outbound sequence numbers exhausted: rekey first.
     SequenceExhausted,
+}
+
+/// A CHILD SA's parameters and keys: what the data plane is built from.
+/// Inside the engine only (the session installs it); the test gateway builds
+/// its own.
+#[derive(Clone)]
+pub struct ChildSaInfo {
+    /// SPI the gateway sends to (ours, inbound).
+    pub spi_in: u32,
+    /// SPI we send to (the gateway's, outbound).
+    pub spi_out: u32,
+    /// Encryption algorithm.
+    pub encr: crate::crypto::cipher::Encr,
+    /// Integrity (None for AEAD).
+    pub integ: Option<crate::crypto::cipher::Integ>,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Keys: outbound encryption / integrity.
+    pub encr_out: Secret,
+    /// See above.
+    pub integ_out: Secret,
+    /// Keys: inbound encryption / integrity.
+    pub encr_in: Secret,
+    /// See above.
+    pub integ_in: Secret,
+    /// Our traffic selectors.
+    pub ts_local: Vec<TrafficSelector>,
+    /// The gateway's traffic selectors.
+    pub ts_remote: Vec<TrafficSelector>,
+}
+
+impl fmt::Debug for ChildSaInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSaInfo")
+            .field("spi_in", &format_args!("{:08x}", self.spi_in))
+            .field("spi_out", &format_args!("{:08x}", self.spi_out))
+            .field("encr", &self.encr)
+            .field("integ", &self.integ)
+            .finish_non_exhaustive()
+    }
 }
 
 enum Cipher {
@@ -415,6 +460,24 @@ pub struct EspCounters {
 }
 
 impl EspCounters {
+    /// The sum of two sets of counters (a driver's and a session's, or the
+    /// sessions before and after a reconnect).
+    pub fn add(&self, o: &EspCounters) -> EspCounters {
+        EspCounters {
+            tx_packets: self.tx_packets + o.tx_packets,
+            tx_bytes: self.tx_bytes + o.tx_bytes,
+            rx_packets: self.rx_packets + o.rx_packets,
+            rx_bytes: self.rx_bytes + o.rx_bytes,
+            drop_replay: self.drop_replay + o.drop_replay,
+            drop_integrity: self.drop_integrity + o.drop_integrity,
+            drop_unknown_spi: self.drop_unknown_spi + o.drop_unknown_spi,
+            drop_malformed: self.drop_malformed + o.drop_malformed,
+            drop_tx: self.drop_tx + o.drop_tx,
+            keepalives: self.keepalives + o.keepalives,
+            echo_replies: self.echo_replies + o.echo_replies,
+        }
+    }
+
     /// Counts one inbound drop.
     pub fn drop_in(&mut self, r: DropReason) {
         match r {

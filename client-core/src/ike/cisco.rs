@@ -4,6 +4,7 @@
 //! client's own log; the uncertain ones are kept raw.
 
 use crate::crypto::Secret;
+pub use crate::event::CiscoSettings;
 use crate::wire::CfgAttr;
 
 /// Vendor ID "CISCO(COPYRIGHT)&Copyright (c) 2009 Cisco Systems, Inc.".
@@ -100,35 +101,6 @@ pub fn request(app_version: &str, hostname: &str, mtu: u16) -> Vec<(CfgAttr, Vec
         .collect()
 }
 
-/// Cisco session settings from a CFG_REPLY.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CiscoSettings {
-    /// Login banner.
-    pub banner: Option<String>,
-    /// Default DNS domain.
-    pub default_domain: Option<String>,
-    /// Split-DNS domains.
-    pub split_dns: Vec<String>,
-    /// PFS for CHILD SA rekeys.
-    pub pfs: Option<bool>,
-    /// Seconds; 0 = none.
-    pub session_timeout: Option<u32>,
-    /// Seconds.
-    pub disconnect_timeout: Option<u32>,
-    /// Seconds.
-    pub idle_timeout: Option<u32>,
-    /// DPD interval, seconds.
-    pub dpd_interval: Option<u32>,
-    /// NAT-T keepalive interval, seconds.
-    pub keepalive_interval: Option<u32>,
-    /// Tunnel MTU.
-    pub mtu: Option<u16>,
-    /// Gateway application version (attribute 7).
-    pub gateway_version: Option<String>,
-    /// The `complete` XML (session token inside): never printed.
-    pub complete_xml: Option<Secret>,
-}
-
 fn text(v: &[u8]) -> String {
     String::from_utf8_lossy(v)
         .trim_end_matches('\0')
@@ -139,31 +111,30 @@ fn u32_of(v: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes)
 }
 
-impl CiscoSettings {
-    /// Takes one attribute; returns false if it is not one of ours.
-    pub fn apply(&mut self, ty: u16, v: &[u8]) -> bool {
-        match ty {
-            7 => self.gateway_version = Some(text(v)),
-            BANNER => self.banner = Some(text(v)),
-            DEF_DOMAIN => self.default_domain = Some(text(v)),
-            SPLIT_DNS => self.split_dns.extend(
-                text(v)
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            ),
-            PFS => self.pfs = v.first().map(|b| *b != 0),
-            SESSION_TIMEOUT => self.session_timeout = u32_of(v),
-            DISCONNECT_TIMEOUT => self.disconnect_timeout = u32_of(v),
-            IDLE_TIMEOUT => self.idle_timeout = u32_of(v),
-            DPD => self.dpd_interval = u32_of(v),
-            KEEPALIVE => self.keepalive_interval = u32_of(v),
-            MTU => self.mtu = <[u8; 2]>::try_from(v).ok().map(u16::from_be_bytes),
-            COMPLETE_XML => self.complete_xml = Some(Secret::new(v.to_vec())),
-            _ => return false,
-        }
-        true
+/// Takes one attribute of a CFG_REPLY into `c`; returns false if it is
+/// not one of Cisco's (the caller keeps it raw).
+pub fn apply(this: &mut CiscoSettings, ty: u16, v: &[u8]) -> bool {
+    match ty {
+        7 => this.gateway_version = Some(text(v)),
+        BANNER => this.banner = Some(text(v)),
+        DEF_DOMAIN => this.default_domain = Some(text(v)),
+        SPLIT_DNS => this.split_dns.extend(
+            text(v)
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        ),
+        PFS => this.pfs = v.first().map(|b| *b != 0),
+        SESSION_TIMEOUT => this.session_timeout = u32_of(v),
+        DISCONNECT_TIMEOUT => this.disconnect_timeout = u32_of(v),
+        IDLE_TIMEOUT => this.idle_timeout = u32_of(v),
+        DPD => this.dpd_interval = u32_of(v),
+        KEEPALIVE => this.keepalive_interval = u32_of(v),
+        MTU => this.mtu = <[u8; 2]>::try_from(v).ok().map(u16::from_be_bytes),
+        COMPLETE_XML => this.complete_xml = Some(Secret::new(v.to_vec())),
+        _ => return false,
     }
+    true
 }
 
 #[cfg(test)]
@@ -210,10 +181,10 @@ mod tests {
             (MTU, &[0x05, 0x7e][..]),
             (COMPLETE_XML, &b"<?xml version=\"1.0\"?><config-auth><session-token>SECRET</session-token></config-auth>\0"[..]),
         ] {
-            assert!(c.apply(t, v));
+            assert!(apply(&mut c, t, v));
         }
         assert!(
-            !c.apply(28683, &[0x80, 0x0b, 0, 1]),
+            !apply(&mut c, 28683, &[0x80, 0x0b, 0, 1]),
             "unknown meaning: kept raw by the caller"
         );
         assert_eq!(
@@ -228,7 +199,7 @@ mod tests {
         );
         // Malformed lengths are ignored, not trusted.
         let mut d = CiscoSettings::default();
-        d.apply(DPD, &[1, 2]);
+        apply(&mut d, DPD, &[1, 2]);
         assert_eq!(d.dpd_interval, None);
     }
 }

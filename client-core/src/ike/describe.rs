@@ -146,3 +146,36 @@ pub fn detail(payloads: &[Payload<'_>]) -> String {
     }
     out
 }
+
+/// One line of Wireshark's `ikev2_decryption_table` UAT (hex fields bare,
+/// algorithm names quoted) for `sa`. It contains the SA's keys: only for a
+/// key log the user asked for.
+pub(crate) fn keylog_line(sa: &super::sa::IkeSa) -> String {
+    use crate::crypto::cipher::{Encr, Integ};
+    let h = crate::crypto::hex;
+    let encr = match sa.suite.encr {
+        Encr::AesCbc(16) => "AES-CBC-128 [RFC3602]",
+        Encr::AesCbc(24) => "AES-CBC-192 [RFC3602]",
+        Encr::AesCbc(_) => "AES-CBC-256 [RFC3602]",
+        Encr::AesGcm16(16) => "AES-GCM-128 with 16 octet ICV [RFC5282]",
+        Encr::AesGcm16(_) => "AES-GCM-256 with 16 octet ICV [RFC5282]",
+        Encr::TripleDes => "3DES [RFC2451]",
+    };
+    let integ = match sa.suite.integ {
+        None => "NONE [RFC4306]",
+        Some(Integ::Sha1_96) => "HMAC_SHA1_96 [RFC2404]",
+        Some(Integ::Sha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
+        Some(Integ::Sha384_192) => "HMAC_SHA2_384_192 [RFC4868]",
+        Some(Integ::Sha512_256) => "HMAC_SHA2_512_256 [RFC4868]",
+    };
+    let k = &sa.keys;
+    format!(
+        "{},{},{},{},\"{encr}\",{},{},\"{integ}\"",
+        h(&sa.spi_i),
+        h(&sa.spi_r),
+        h(k.sk_ei.expose()),
+        h(k.sk_er.expose()),
+        h(k.sk_ai.expose()),
+        h(k.sk_ar.expose())
+    )
+}

@@ -4,6 +4,9 @@
 pub mod cisco;
 pub mod cisco_frag;
 pub mod describe;
+pub(crate) mod exchange;
 pub mod fragment;
 pub mod proposals;
+pub(crate) mod sa;
 pub mod session;
+pub(crate) mod tasks;

@@ -1248,7 +1248,7 @@ impl Gw {
                 &sa.nr,
                 l,
             );
-            let info = acclient_core::event::ChildSaInfo {
+            let info = acclient_core::esp::ChildSaInfo {
                 spi_in: u32::from_be_bytes(spi),
                 spi_out: client_spi
                     .get(..4)

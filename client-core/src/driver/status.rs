@@ -1,0 +1,348 @@
+//! One snapshot of a running session for every front end: `probe --json`,
+//! `status --json`, the control socket and (later) the agent's IPC all
+//! print this one serde schema, versioned by [`STATUS_VERSION`]. Field
+//! names follow what `swanctl --list-sas` and Cisco's `vpn stats` show.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::sockets::Sockets;
+use super::tunnel::Tunnel;
+use crate::crypto::hex;
+use crate::esp::EspCounters;
+use crate::{Session, Stats};
+
+/// The schema version; bumped when a field changes meaning or goes away
+/// (new fields may appear without a bump).
+pub const STATUS_VERSION: u32 = 1;
+
+/// A snapshot of the session for `probe` and `status`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// [`STATUS_VERSION`].
+    pub version: u32,
+    /// SaInit, Authenticating, Established, Closing, Closed.
+    pub state: String,
+    /// The profile's host name (or the server as given), if the front end said.
+    pub host: Option<String>,
+    /// The gateway's IKE address.
+    pub gateway: String,
+    /// Where traffic goes (the NAT-T address once floated).
+    pub remote: String,
+    /// Our NAT-T socket's address.
+    pub local: String,
+    /// Milliseconds from start to the first CHILD SA.
+    pub connect_ms: Option<u64>,
+    /// Seconds since connected.
+    pub uptime_s: Option<u64>,
+    /// Reconnections so far.
+    pub reconnects: u32,
+    /// The tunnel device, when one is up.
+    pub interface: Option<String>,
+    /// Tunnel MTU.
+    pub mtu: Option<u32>,
+    /// Assigned addresses (`a/len`).
+    pub addresses: Vec<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// NBNS (WINS) servers.
+    pub nbns: Vec<String>,
+    /// Networks pushed by the gateway (`a/len`).
+    pub subnets: Vec<String>,
+    /// DNS domains.
+    pub domains: Vec<String>,
+    /// Our traffic selectors.
+    pub ts_local: Vec<String>,
+    /// The gateway's traffic selectors.
+    pub ts_remote: Vec<String>,
+    /// IKE and ESP in UDP 4500.
+    pub nat_t: bool,
+    /// NAT-D found our address translated (keepalives are sent).
+    pub behind_nat: bool,
+    /// The IKE SA.
+    pub ike: IkeStatus,
+    /// The CHILD SA.
+    pub child: ChildStatus,
+    /// Data-plane counters.
+    pub esp: EspStatus,
+    /// Control-plane counters.
+    pub stats: Stats,
+    /// Dead peer detection.
+    pub dpd: DpdStatus,
+    /// Our own rekey lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Cisco session attributes.
+    pub cisco: CiscoStatus,
+    /// The login banner.
+    pub banner: Option<String>,
+    /// AnyConnect session id (the token itself never leaves the session).
+    pub session_id: Option<String>,
+    /// The current login resumed an earlier AnyConnect session.
+    pub session_resumed: bool,
+    /// Attributes we do not interpret: type and length only.
+    pub unknown_attributes: Vec<UnknownAttribute>,
+}
+
+/// The IKE SA.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IkeStatus {
+    /// Initiator SPI (hex).
+    pub spi_i: String,
+    /// Responder SPI (hex).
+    pub spi_r: String,
+    /// e.g. AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384.
+    pub algorithms: Option<String>,
+    /// In UDP 4500.
+    pub nat_t: bool,
+    /// Seconds until our own rekey.
+    pub rekey_in_s: Option<u64>,
+    /// IKE datagrams sent.
+    pub sent: u64,
+    /// IKE datagrams received.
+    pub received: u64,
+    /// Retransmissions.
+    pub retransmits: u64,
+    /// Datagrams dropped.
+    pub dropped: u64,
+    /// Rekeys so far.
+    pub rekeys: u64,
+}
+
+/// The CHILD SA.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChildStatus {
+    /// Our inbound SPI (8 hex digits).
+    pub spi_in: Option<String>,
+    /// The gateway's SPI we send to.
+    pub spi_out: Option<String>,
+    /// e.g. AES_GCM_16_256.
+    pub algorithms: Option<String>,
+    /// Always "tunnel".
+    pub mode: String,
+    /// Seconds until our own rekey.
+    pub rekey_in_s: Option<u64>,
+    /// Rekeys so far.
+    pub rekeys: u64,
+    /// Our traffic selectors.
+    pub ts_local: Vec<String>,
+    /// The gateway's.
+    pub ts_remote: Vec<String>,
+}
+
+/// Data-plane counters (with the short names `probe` always printed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EspStatus {
+    /// ESP packets sent.
+    pub tx_packets: u64,
+    /// Inner bytes sent.
+    pub tx_bytes: u64,
+    /// ESP packets opened.
+    pub rx_packets: u64,
+    /// Inner bytes received.
+    pub rx_bytes: u64,
+    /// Dropped: replayed or too old.
+    pub drop_replay: u64,
+    /// Dropped: ICV did not verify.
+    pub drop_integrity: u64,
+    /// Dropped: not our SPI.
+    pub drop_unknown_spi: u64,
+    /// Dropped: malformed.
+    pub drop_malformed: u64,
+    /// Outbound drops and send errors.
+    pub drop_tx: u64,
+    /// NAT-T keepalives sent.
+    pub keepalives: u64,
+    /// Echo replies to `--ping`.
+    pub echo_replies: u64,
+    /// = tx_packets.
+    pub sent: u64,
+    /// = rx_packets.
+    pub received: u64,
+    /// All inbound drops.
+    pub dropped: u64,
+}
+
+impl From<EspCounters> for EspStatus {
+    fn from(e: EspCounters) -> EspStatus {
+        EspStatus {
+            tx_packets: e.tx_packets,
+            tx_bytes: e.tx_bytes,
+            rx_packets: e.rx_packets,
+            rx_bytes: e.rx_bytes,
+            drop_replay: e.drop_replay,
+            drop_integrity: e.drop_integrity,
+            drop_unknown_spi: e.drop_unknown_spi,
+            drop_malformed: e.drop_malformed,
+            drop_tx: e.drop_tx,
+            keepalives: e.keepalives,
+            echo_replies: e.echo_replies,
+            sent: e.tx_packets,
+            received: e.rx_packets,
+            dropped: e.dropped(),
+        }
+    }
+}
+
+/// Dead peer detection.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DpdStatus {
+    /// Interval in force (the gateway's, else ours).
+    pub interval_s: Option<u64>,
+    /// Seconds since anything authentic arrived.
+    pub last_heard_s: Option<u64>,
+    /// A probe is outstanding.
+    pub probe_in_flight: bool,
+    /// The gateway's probes answered.
+    pub answered: u64,
+}
+
+/// Our rekey lifetimes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Lifetimes {
+    /// IKE SA.
+    pub ike_s: Option<u64>,
+    /// CHILD SA.
+    pub child_s: Option<u64>,
+    /// When we rekey.
+    pub rekey_at: String,
+}
+
+/// Cisco session attributes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CiscoStatus {
+    /// Tunnel MTU attribute.
+    pub mtu: Option<u16>,
+    /// DPD interval attribute.
+    pub dpd_s: Option<u32>,
+    /// Keepalive attribute.
+    pub keepalive_s: Option<u32>,
+    /// Idle timeout.
+    pub idle_timeout_s: Option<u32>,
+    /// Session timeout.
+    pub session_timeout_s: Option<u32>,
+    /// The head-end's version string.
+    pub gateway_version: Option<String>,
+}
+
+/// An attribute kept raw.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UnknownAttribute {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: u16,
+    /// Its length.
+    pub length: usize,
+}
+
+fn prefixes(v: &[(std::net::IpAddr, u8)]) -> Vec<String> {
+    v.iter().map(|(a, l)| format!("{a}/{l}")).collect()
+}
+
+fn strings<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// The snapshot of `s` on `socks` and `t` at `now`.
+pub(crate) fn snapshot(
+    s: &Session,
+    socks: &Sockets,
+    t: &Tunnel,
+    host: Option<&str>,
+    connect_ms: Option<u64>,
+    now: Instant,
+) -> Status {
+    let secs = |d: Option<Instant>| d.map(|d| d.saturating_duration_since(now).as_secs());
+    let (ike_r, child_r) = s.rekey_deadlines();
+    let (heard, probing) = s.liveness();
+    let stats = s.stats();
+    let cfg = s.tunnel_config();
+    let (spi_i, spi_r) = s.ike_spis();
+    let (ike_life, child_life) = s.lifetimes();
+    let ts = |f: fn(&crate::TunnelConfig) -> &Vec<crate::wire::TrafficSelector>| {
+        cfg.map_or_else(Vec::new, |c| strings(f(c)))
+    };
+    let mut remote = socks.remote;
+    if s.nat_t() {
+        remote = socks.nat_peer();
+    }
+    Status {
+        version: STATUS_VERSION,
+        state: format!("{:?}", s.state()),
+        host: host.map(str::to_string),
+        gateway: socks.remote.to_string(),
+        remote: remote.to_string(),
+        local: socks.locals().1.to_string(),
+        connect_ms,
+        uptime_s: t
+            .connected_at
+            .map(|c| now.saturating_duration_since(c).as_secs()),
+        reconnects: t.reconnects,
+        interface: t.interface().map(str::to_string),
+        mtu: (t.mtu > 0).then_some(t.mtu),
+        addresses: cfg.map_or_else(Vec::new, |c| prefixes(&c.addresses)),
+        dns: cfg.map_or_else(Vec::new, |c| strings(&c.dns)),
+        nbns: cfg.map_or_else(Vec::new, |c| strings(&c.nbns)),
+        subnets: cfg.map_or_else(Vec::new, |c| prefixes(&c.subnets)),
+        domains: cfg.map_or_else(Vec::new, |c| c.domains.clone()),
+        ts_local: ts(|c| &c.ts_local),
+        ts_remote: ts(|c| &c.ts_remote),
+        nat_t: s.nat_t(),
+        behind_nat: s.behind_nat(),
+        ike: IkeStatus {
+            spi_i: hex(&spi_i),
+            spi_r: hex(&spi_r),
+            algorithms: s.ike_suite(),
+            nat_t: s.nat_t(),
+            rekey_in_s: secs(ike_r),
+            sent: stats.ike_sent,
+            received: stats.ike_received,
+            retransmits: stats.retransmits,
+            dropped: stats.dropped,
+            rekeys: stats.ike_rekeys,
+        },
+        child: ChildStatus {
+            spi_in: s.child_spis().map(|c| format!("{:08x}", c.0)),
+            spi_out: s.child_spis().map(|c| format!("{:08x}", c.1)),
+            algorithms: s.esp_suite(),
+            mode: "tunnel".into(),
+            rekey_in_s: secs(child_r),
+            rekeys: stats.child_rekeys,
+            ts_local: ts(|c| &c.ts_local),
+            ts_remote: ts(|c| &c.ts_remote),
+        },
+        esp: t.io.add(&s.esp_counters()).into(),
+        stats,
+        dpd: DpdStatus {
+            interval_s: s.dpd_interval().map(|d| d.as_secs()),
+            last_heard_s: heard.map(|h| now.saturating_duration_since(h).as_secs()),
+            probe_in_flight: probing,
+            answered: stats.dpd_answered,
+        },
+        lifetimes: Lifetimes {
+            ike_s: ike_life.map(|d| d.as_secs()),
+            child_s: child_life.map(|d| d.as_secs()),
+            rekey_at: "80-90 % of the lifetime; gateway-initiated rekeys are answered".into(),
+        },
+        cisco: cfg.map_or_else(CiscoStatus::default, |c| CiscoStatus {
+            mtu: c.cisco.mtu,
+            dpd_s: c.cisco.dpd_interval,
+            keepalive_s: c.cisco.keepalive_interval,
+            idle_timeout_s: c.cisco.idle_timeout,
+            session_timeout_s: c.cisco.session_timeout,
+            gateway_version: c.cisco.gateway_version.clone(),
+        }),
+        banner: cfg.and_then(|c| c.cisco.banner.clone()),
+        session_id: s.anyconnect_session().map(|c| c.session_id.clone()),
+        session_resumed: s.anyconnect_resumed(),
+        unknown_attributes: cfg.map_or_else(Vec::new, |c| {
+            c.unknown
+                .iter()
+                .map(|(t, v)| UnknownAttribute {
+                    ty: *t,
+                    length: v.len(),
+                })
+                .collect()
+        }),
+    }
+}
