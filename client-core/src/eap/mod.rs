@@ -9,7 +9,7 @@
 //! ```
 
 pub mod anyconnect;
-mod mschapv2;
+pub mod mschapv2;
 
 use md5::{Digest, Md5};
 

@@ -98,6 +98,26 @@ fn msk(pw_hash: &[u8; 16], nt: &[u8; 24]) -> Secret {
     Secret::new(k)
 }
 
+/// The authenticator's side (RFC 2759 §8.7, RFC 3079 §3.4), for test
+/// responders: checks a peer's Response to `auth_challenge` against the
+/// password and returns the Success message ("S=<40 hex>") and the MSK.
+/// `response` is the MS-CHAPv2 Response value after the Value-Size byte:
+/// Peer-Challenge (16), reserved (8), NT-Response (24), flags, then the name.
+pub fn authenticate(
+    auth_challenge: &[u8; 16],
+    response: &[u8],
+    user: &[u8],
+    password: &[u8],
+) -> Option<(String, Secret)> {
+    let peer: [u8; 16] = response.get(..16)?.try_into().ok()?;
+    let nt: [u8; 24] = response.get(24..48)?.try_into().ok()?;
+    let ph = nt_password_hash(password);
+    let ch = challenge_hash(&peer, auth_challenge, user);
+    let want = challenge_response(&ch, &ph);
+    aws_lc_rs::constant_time::verify_slices_are_equal(&want, &nt).ok()?;
+    Some((authenticator_response(&ph, &nt, &ch), msk(&ph, &nt)))
+}
+
 impl State {
     pub(super) fn handle(
         &mut self,
