@@ -18,12 +18,12 @@ use super::describe;
 use super::fragment::{FragError, Reassembly};
 use super::sa::IkeSa;
 use crate::crypto::Rng;
-use crate::error::IkeDrop;
+use crate::error::{IkeDrop, PeerMisbehaved};
 use crate::settings::Settings;
 use crate::timer::{Timer, TimerTable};
 use crate::wire::{
-    emit_chain, parse_chain, ExchangeType, Flags, Header, Payload, PayloadBody, PayloadType, Skf,
-    Writer, HEADER_LEN,
+    self, emit_chain, parse_chain, Direction, ExchangeType, Flags, Header, Payload, PayloadBody,
+    PayloadType, Skf, Writer, HEADER_LEN,
 };
 
 /// What our outstanding request is for: decides how it is retransmitted
@@ -710,6 +710,53 @@ impl Exchange {
             _ => Err(IkeDrop::Unprotected),
         }
     }
+}
+
+/// The static name of a message for errors ("IKE_AUTH response").
+fn message_name(exchange: ExchangeType, dir: Direction) -> &'static str {
+    match (exchange, dir) {
+        (ExchangeType::IKE_AUTH, Direction::Response) => "IKE_AUTH response",
+        (ExchangeType::CREATE_CHILD_SA, Direction::Response) => "CREATE_CHILD_SA response",
+        (ExchangeType::CREATE_CHILD_SA, Direction::Request) => "CREATE_CHILD_SA request",
+        (ExchangeType::INFORMATIONAL, Direction::Response) => "INFORMATIONAL response",
+        (ExchangeType::INFORMATIONAL, Direction::Request) => "INFORMATIONAL request",
+        (_, Direction::Response) => "response",
+        (_, Direction::Request) => "request",
+    }
+}
+
+/// Why a message was not decoded.
+pub(crate) enum Undecodable {
+    /// It does not parse.
+    Parse(PeerMisbehaved),
+    /// It parses but breaks the rule table.
+    Rules(PeerMisbehaved),
+}
+
+/// The one place every encrypted message is decoded and checked against
+/// `wire/rules.rs` before any task sees it (style §6.4.6).
+pub(crate) fn decode(
+    exchange: ExchangeType,
+    dir: Direction,
+    first: PayloadType,
+    plaintext: &[u8],
+) -> Result<Vec<Payload<'_>>, Undecodable> {
+    let name = message_name(exchange, dir);
+    let (payloads, _) = parse_chain(first, plaintext).map_err(|error| {
+        Undecodable::Parse(PeerMisbehaved::Malformed {
+            exchange: name,
+            error,
+        })
+    })?;
+    debug!("received {name} {}", describe::summary(&payloads));
+    trace!("{name} payloads:\n{}", describe::detail(&payloads));
+    wire::check_payloads(exchange, dir, &payloads).map_err(|error| {
+        Undecodable::Rules(PeerMisbehaved::PayloadRules {
+            exchange: name,
+            error,
+        })
+    })?;
+    Ok(payloads)
 }
 
 fn frag_err(e: FragError) -> &'static str {

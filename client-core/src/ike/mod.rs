@@ -1,6 +1,7 @@
 //! The IKE SA: exchanges, fragmentation and the sans-IO session
 //! (RFC 7296 §1–§2, RFC 7383).
 
+pub(crate) mod children;
 pub mod cisco;
 pub mod cisco_frag;
 pub mod describe;
