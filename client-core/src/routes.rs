@@ -274,6 +274,16 @@ pub fn plan(
     }
     routes.sort();
     routes.dedup();
+    // One route per destination: where the tunnel and the underlay claim
+    // the same prefix (a pushed subnet that is the gateway itself, or an
+    // exclude equal to an include), the underlay wins — the gateway must
+    // stay reachable outside the tunnel and an exclusion must hold.
+    let underlay: Vec<Prefix> = routes
+        .iter()
+        .filter(|r| r.via == Via::Underlay)
+        .map(|r| r.dst)
+        .collect();
+    routes.retain(|r| r.via == Via::Underlay || !underlay.contains(&r.dst));
     routes
 }
 

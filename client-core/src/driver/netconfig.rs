@@ -72,54 +72,7 @@ pub fn lock_state(dir: &Path) -> io::Result<StateLock> {
     }
 }
 
-/// A change to undo.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Undo {
-    /// Delete a route we added outside the tunnel.
-    Route {
-        /// Destination.
-        dst: Prefix,
-        /// Next hop, if any.
-        via: Option<IpAddr>,
-        /// Output interface index.
-        oif: u32,
-    },
-    /// Put `/etc/resolv.conf` back from this backup.
-    Resolv(PathBuf),
-    /// The tunnel device (informational: it vanishes with our process).
-    Tun(String),
-}
-
-impl Undo {
-    fn line(&self) -> String {
-        match self {
-            Undo::Route { dst, via, oif } => format!(
-                "route {dst} {} {oif}",
-                via.map_or("-".to_string(), |v| v.to_string())
-            ),
-            Undo::Resolv(p) => format!("resolv {}", p.display()),
-            Undo::Tun(n) => format!("tun {n}"),
-        }
-    }
-
-    fn parse(line: &str) -> Option<Undo> {
-        let mut w = line.split_whitespace();
-        match w.next()? {
-            "route" => {
-                let dst = Prefix::parse(w.next()?)?;
-                let via = match w.next()? {
-                    "-" => None,
-                    v => Some(v.parse().ok()?),
-                };
-                let oif = w.next()?.parse().ok()?;
-                Some(Undo::Route { dst, via, oif })
-            }
-            "resolv" => Some(Undo::Resolv(PathBuf::from(line.split_once(' ')?.1))),
-            "tun" => Some(Undo::Tun(w.next()?.to_string())),
-            _ => None,
-        }
-    }
-}
+pub use crate::journal::Undo;
 
 /// The append-only undo log.
 #[derive(Debug)]

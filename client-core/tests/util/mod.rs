@@ -504,6 +504,7 @@ impl Pair {
     }
 
     /// A session whose settings may depend on the gateway (its pin).
+    #[allow(clippy::disallowed_methods)] // the simulated clock's epoch
     pub fn with(gw: Gateway, settings: impl FnOnce(&Gateway) -> Settings) -> Pair {
         // The one clock reading of a test: everything after is simulated.
         let now = Instant::now();
