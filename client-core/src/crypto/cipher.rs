@@ -14,7 +14,7 @@
 //! ```
 
 use aws_lc_rs::{aead, cipher as aes, constant_time, hmac, iv::FixedLength};
-use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use des::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 
 use super::{Rng, Secret};
 use crate::wire::{EncrId, IntegId};
@@ -342,11 +342,11 @@ fn tdes_cbc(key: &[u8], iv: &[u8], data: &mut [u8], encrypt: bool) {
             for (b, p) in block.iter_mut().zip(prev) {
                 *b ^= p;
             }
-            c.encrypt_block(block.into());
+            c.encrypt_block(block.try_into().expect("chunk of 8"));
             prev.copy_from_slice(block);
         } else {
             let ct: [u8; 8] = (&*block).try_into().expect("chunk of 8");
-            c.decrypt_block(block.into());
+            c.decrypt_block(block.try_into().expect("chunk of 8"));
             for (b, p) in block.iter_mut().zip(prev) {
                 *b ^= p;
             }

@@ -9,7 +9,7 @@
 //! Failure:    | OpCode=4 | ... "E=691 R=0 C=... V=3 M=..."
 //! ```
 
-use des::cipher::{BlockEncrypt, KeyInit};
+use des::cipher::{BlockCipherEncrypt, KeyInit};
 use md4::{Digest, Md4};
 
 use crate::crypto::{Rng, Secret};
