@@ -113,9 +113,6 @@ mod tests {
                 attr(CfgAttr(28711), &[0x05, 0x7e]),
                 attr(CfgAttr(28727), b"<config-auth>token</config-auth>\0"),
                 attr(CfgAttr(28683), &[0x80, 0x0b, 0, 1]),
-                // Wrong lengths: ignored.
-                attr(CfgAttr::INTERNAL_IP4_DNS, &[1, 2, 3]),
-                attr(CfgAttr::INTERNAL_IP6_DNS, &[1; 15]),
             ],
         };
         let mut cfg = TunnelConfig::default();
@@ -127,12 +124,27 @@ mod tests {
         assert_eq!(cfg.domains, vec!["example.com".to_string()]);
         assert_eq!(cfg.cisco.mtu, Some(1406));
         assert!(cfg.cisco.complete_xml.is_some());
-        assert_eq!(
-            cfg.unknown,
-            vec![(28683, vec![0x80, 0x0b, 0, 1]), (10, vec![1; 15])],
-            "unknown meaning, or a known one of the wrong length: kept raw, not used"
-        );
+        assert_eq!(cfg.unknown, vec![(28683, vec![0x80, 0x0b, 0, 1])]);
         assert!(!format!("{cfg:?}").contains("token"), "no secret in Debug");
+    }
+
+    /// Known attributes of the wrong length are never trusted: ignored, or
+    /// kept raw like an unknown one, never half-read.
+    #[test]
+    fn wrong_lengths_are_not_used() {
+        let attr = |ty, value| CfgAttribute { ty, value };
+        let cp = ConfigPayload {
+            cfg_type: CfgType::CFG_REPLY,
+            attributes: vec![
+                attr(CfgAttr::INTERNAL_IP4_DNS, &[1, 2, 3]),
+                attr(CfgAttr::INTERNAL_IP6_DNS, &[1; 15]),
+                attr(CfgAttr::INTERNAL_IP4_SUBNET, &[1; 7]),
+            ],
+        };
+        let mut cfg = TunnelConfig::default();
+        apply(&mut cfg, &cp);
+        assert!(cfg.dns.is_empty() && cfg.subnets.is_empty());
+        assert_eq!(cfg.unknown.len(), 2, "kept raw, not used");
     }
 
     #[test]
