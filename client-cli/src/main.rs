@@ -10,9 +10,11 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+mod agent_client;
+
 use acclient_core::crypto::{Secret, SystemRng};
 use acclient_core::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
-use acclient_core::eap::anyconnect::form::{FieldKind, Form, FormAnswer, FormError};
+use acclient_core::eap::anyconnect::form::{Field, FieldKind, FormError};
 use acclient_core::eap::EapType;
 use acclient_core::routes::{Prefix, RouteOptions};
 use acclient_core::settings::{limits, AnyConnectClient, ANYCONNECT_IDENTITY};
@@ -57,6 +59,10 @@ enum Cmd {
     },
     /// Put back routes and DNS that a crashed acclient left (also done at every connect).
     Restore,
+    /// End the session the agent (acclientd) runs; returns once the network is put back.
+    Disconnect,
+    /// What the agent is doing: Idle, Connecting, Established, Disconnecting.
+    State,
 }
 
 #[derive(Args, Clone)]
@@ -199,6 +205,12 @@ struct ConnectArgs {
     /// profile does not say), else reconnect.
     #[arg(long, value_name = "disconnect|reconnect", value_parser = ["disconnect", "reconnect"])]
     on_suspend: Option<String>,
+    /// Return once connected and leave the session to acclientd (openconnect's -b).
+    #[arg(long, short = 'b')]
+    background: bool,
+    /// Run the tunnel in this process (needs root) even when acclientd runs.
+    #[arg(long)]
+    no_agent: bool,
     /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead; 576..=9000).
     #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9000))]
     mtu: Option<u32>,
@@ -233,6 +245,7 @@ fn main() {
                 .unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let rt = || {
@@ -259,8 +272,10 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            rt.block_on(probe(a))
+            rt.block_on(connect_cmd(a))
         }
+        Cmd::Disconnect => rt().block_on(agent_client::disconnect()),
+        Cmd::State => rt().block_on(agent_client::state()),
         Cmd::Probe(a) => {
             let a = *a;
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -693,36 +708,48 @@ impl StdinPasswords {
     }
 }
 
+/// The text of a login form (the core's `Form`, or the agent's prompt).
+struct FormText<'a> {
+    title: &'a str,
+    banner: &'a str,
+    message: &'a str,
+    error: Option<&'a str>,
+}
+
 /// Answers an EAP-AnyConnect login form from the command line, or by asking
 /// on the terminal. The fill rules (hidden inputs, the group, the user name,
 /// choices, verify fields) are the core's `Form`; this only collects values:
 /// `--group` and `--user` arrive as the form's prefills, passwords come from
-/// stdin (one line per password field) or the terminal.
-fn fill_form(
-    form: &Form,
+/// stdin (one line per password field) or the terminal. `check` is the
+/// core's `Form::answer` (in process) or passes the values on (to the agent,
+/// which checks them there).
+fn fill_form<T>(
+    text: FormText<'_>,
+    fields: &[Field],
     a: &ConnectArgs,
     interactive: bool,
     passwords: &mut StdinPasswords,
-) -> Result<FormAnswer> {
-    for t in [&form.title, &form.banner, &form.message] {
+    check: impl Fn(Vec<(String, Secret)>) -> std::result::Result<T, FormError>,
+) -> Result<T> {
+    for t in [text.title, text.banner, text.message] {
         if !t.is_empty() {
             eprintln!("{t}");
         }
     }
-    if let Some(e) = &form.error {
+    if let Some(e) = text.error {
         eprintln!("The gateway says: {e}");
     }
     let mut values: Vec<(String, Secret)> = Vec::new();
     // A choice typed at the prompt that is not offered is asked again.
     let mut asked_choice = None;
-    for f in &form.fields {
+    for f in fields {
         let v = match &f.kind {
             FieldKind::Password => match passwords.next() {
                 Some(p) => p,
                 None if interactive => {
                     Secret::new(prompt_line(&format!("{} ", f.label), true)?.into_bytes())
                 }
-                None => match &form.error {
+                None => match text.error {
                     Some(e) => bail!("the gateway rejected the credentials ({e})"),
                     None => bail!("the gateway asks for {:?}; give --passwd-on-stdin", f.label),
                 },
@@ -752,7 +779,7 @@ fn fill_form(
         values.push((f.name.clone(), v));
     }
     for _ in 0..3 {
-        match form.answer(values.clone()) {
+        match check(values.clone()) {
             Err(e @ FormError::NotAChoice { .. }) if asked_choice.is_some() => {
                 eprintln!("{e}");
                 let Some((f, choices)) = asked_choice else {
@@ -767,7 +794,7 @@ fn fill_form(
             r => return Ok(r?),
         }
     }
-    Ok(form.answer(values)?)
+    Ok(check(values)?)
 }
 
 fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
@@ -795,6 +822,228 @@ fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
         writeln!(w)?;
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// `acclient connect`: through acclientd when it runs (any user in group
+/// acclient), else in this process (root only).
+async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
+    if !a.no_agent {
+        match agent_client::Agent::open().await {
+            Ok(agent) => return connect_via_agent(agent, a).await,
+            Err(agent_client::NoAgent::Refused(m)) => bail!("{m}"),
+            Err(agent_client::NoAgent::Absent) => {}
+        }
+    }
+    if a.background {
+        bail!("--background needs acclientd (start it with `systemctl start acclientd`)");
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "acclientd is not running ({} does not answer) and running the tunnel in this process needs root; start it with `systemctl start acclientd`",
+            agent_client::socket_path().display()
+        );
+    }
+    probe(a).await
+}
+
+/// What the agent needs, read here as the user: files become content.
+fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::ConnectRequest> {
+    let mut req = acclient_core::ipc::ConnectRequest {
+        host: p.label.clone(),
+        server: p.gateway.to_string(),
+        user: a.user.clone(),
+        identity: p.identity.clone(),
+        remote_id: a.remote_id.clone(),
+        legacy: a.legacy,
+        ipv6: a.ipv6,
+        fragment_size: Some(a.fragment_size.into()),
+        ike_lifetime: Some(a.ike_lifetime),
+        child_lifetime: Some(a.child_lifetime),
+        dpd: Some(a.dpd),
+        retries: Some(a.retries),
+        reconnect: !a.no_reconnect && p.auto_reconnect != Some(false),
+        disconnect_on_suspend: p.disconnect_on_suspend,
+        local_lan: if a.no_local_lan {
+            false
+        } else {
+            a.local_lan || p.local_lan.unwrap_or(true)
+        },
+        split_include: a.split_include.clone(),
+        split_exclude: a.split_exclude.clone(),
+        no_dns: a.no_dns,
+        mtu: a.mtu,
+        interface: Some(a.interface.clone()),
+        ..Default::default()
+    };
+    if a.script.is_some() {
+        bail!("--script runs a program as root: not through acclientd (use --no-agent as root)");
+    }
+    if a.csd_wrapper.is_some() {
+        bail!(
+            "--csd-wrapper runs a program as root: not through acclientd (use --no-agent as root)"
+        );
+    }
+    match &p.settings_auth {
+        AuthMethod::Psk(k) => {
+            req.psk = Some(String::from_utf8_lossy(k.expose()).into_owned());
+        }
+        AuthMethod::AnyConnect(ac) => {
+            req.anyconnect = true;
+            req.group = ac.group.clone();
+            if let Some(c) = &ac.client_cert {
+                req.client_cert = c.chain.clone();
+                req.client_key = Some(c.key.expose().to_vec());
+            }
+        }
+        AuthMethod::Eap(m) => {
+            req.eap = m
+                .iter()
+                .map(|t| format!("{t:?}").to_ascii_lowercase())
+                .collect();
+        }
+    }
+    if let Some(f) = &a.cafile {
+        req.ca_pem =
+            Some(read_limited(f, 1 << 20).with_context(|| format!("cannot read {}", f.display()))?);
+    }
+    for pin in &a.servercert {
+        if !pin.starts_with("pin-sha256:") && !pin.starts_with("pin-sha512:") {
+            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused) or pin-sha512:, got {pin:?}");
+        }
+        req.pins.push(pin.clone());
+    }
+    req.pins.extend(p.pins.iter().cloned());
+    req.pins.extend(remembered_pins(p));
+    Ok(req)
+}
+
+/// Reads a text file of at most `max` bytes.
+fn read_limited(path: &PathBuf, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut s = String::new();
+    f.take(max + 1).read_to_string(&mut s)?;
+    if s.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(s)
+}
+
+/// Answers the agent's prompts from the flags, stdin and the terminal.
+struct CliAnswers {
+    a: ConnectArgs,
+    p: Plan,
+    interactive: bool,
+    passwords: StdinPasswords,
+}
+
+impl agent_client::Answers for CliAnswers {
+    fn answer(
+        &mut self,
+        prompt: &acclient_core::ipc::Prompt,
+    ) -> Result<acclient_core::ipc::Answer> {
+        use acclient_core::ipc::{Answer as A, Prompt as P};
+        Ok(match prompt {
+            P::Password { user } => match self.passwords.next() {
+                Some(pw) => A::Secret {
+                    value: String::from_utf8_lossy(pw.expose()).into_owned(),
+                },
+                None if self.interactive => A::Secret {
+                    value: prompt_line(&format!("Password for {user}: "), true)?,
+                },
+                None => bail!(
+                    "the gateway asks for a password; give --passwd-on-stdin (non-interactive)"
+                ),
+            },
+            P::Form {
+                title,
+                banner,
+                message,
+                error,
+                fields,
+            } => {
+                let text = FormText {
+                    title,
+                    banner,
+                    message,
+                    error: error.as_deref(),
+                };
+                let values = fill_form(
+                    text,
+                    fields,
+                    &self.a,
+                    self.interactive,
+                    &mut self.passwords,
+                    Ok,
+                )?;
+                A::Form {
+                    values: values
+                        .into_iter()
+                        .map(|(n, v)| (n, String::from_utf8_lossy(v.expose()).into_owned()))
+                        .collect(),
+                }
+            }
+            P::TrustCertificate {
+                subject,
+                issuer,
+                sha256,
+                pin,
+                reason,
+            } => {
+                eprintln!("The gateway's certificate is not trusted: {reason}");
+                eprintln!("  subject:  {subject}");
+                eprintln!("  issuer:   {issuer}");
+                eprintln!("  SHA-256:  {sha256}");
+                eprintln!("  key pin:  {pin}");
+                let yes = self.interactive
+                    && prompt_line("Connect anyway? [y/N] ", false)?
+                        .trim()
+                        .eq_ignore_ascii_case("y");
+                if yes {
+                    remember_pin(&self.p, pin);
+                } else if !self.interactive {
+                    eprintln!("Refused (non-interactive). To trust it, pass --servercert {pin}");
+                }
+                A::Accept { yes }
+            }
+            P::Banner { text } => {
+                eprintln!("Banner from the gateway:\n{text}");
+                // A person must accept it; non-interactive use accepts by running.
+                let yes = !self.interactive
+                    || prompt_line("Accept and stay connected? [y/N] ", false)?
+                        .trim()
+                        .eq_ignore_ascii_case("y");
+                A::Accept { yes }
+            }
+        })
+    }
+}
+
+async fn connect_via_agent(agent: agent_client::Agent, a: ConnectArgs) -> Result<i32> {
+    let p = plan(&a)?;
+    let req = connect_request(&a, &p)?;
+    let first = if a.passwd_on_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        Some(Secret::new(
+            line.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
+        ))
+    } else {
+        None
+    };
+    let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
+    let passwords = StdinPasswords::new(first, a.passwd_on_stdin);
+    let (background, timeout) = (a.background, Duration::from_secs(a.timeout));
+    let answers = Box::new(CliAnswers {
+        a,
+        p,
+        interactive,
+        passwords,
+    });
+    agent_client::connect(agent, req, background, timeout, answers).await
 }
 
 async fn probe(a: ConnectArgs) -> Result<i32> {
@@ -1037,7 +1286,20 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                         None => false,
                     }),
                     PromptKind::AuthForm(form) => {
-                        match fill_form(form, &a, interactive, &mut form_passwords) {
+                        let text = FormText {
+                            title: &form.title,
+                            banner: &form.banner,
+                            message: &form.message,
+                            error: form.error.as_deref(),
+                        };
+                        match fill_form(
+                            text,
+                            &form.fields,
+                            &a,
+                            interactive,
+                            &mut form_passwords,
+                            |v| form.answer(v),
+                        ) {
                             Ok(answers) => Answer::Form(answers),
                             Err(e) => {
                                 eprintln!("acclient: {e}");
@@ -1192,13 +1454,18 @@ fn status_json(s: &driver::Status) -> serde_json::Value {
 /// `acclient status`: asks the running `connect` over its control socket.
 async fn status_cmd(json: bool) -> Result<i32> {
     use tokio::io::AsyncReadExt;
-    let path = driver::netconfig::state_dir().join("control.sock");
-    let mut c = tokio::net::UnixStream::connect(&path)
-        .await
-        .with_context(|| format!("no running acclient connect ({})", path.display()))?;
-    let mut buf = String::new();
-    c.read_to_string(&mut buf).await?;
-    let v: serde_json::Value = serde_json::from_str(&buf).context("bad status answer")?;
+    let v: serde_json::Value = match agent_client::status().await {
+        Some(r) => r?,
+        None => {
+            let path = driver::netconfig::state_dir().join("control.sock");
+            let mut c = tokio::net::UnixStream::connect(&path)
+                .await
+                .with_context(|| format!("no running acclient connect ({})", path.display()))?;
+            let mut buf = String::new();
+            c.read_to_string(&mut buf).await?;
+            serde_json::from_str(&buf).context("bad status answer")?
+        }
+    };
     if json {
         println!("{v}");
         return Ok(0);
@@ -1319,7 +1586,7 @@ async fn status_cmd(json: bool) -> Result<i32> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn until_signal() {
+pub(crate) async fn until_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(t) => t,

@@ -58,8 +58,10 @@ pub enum Request {
     Watch,
 }
 
-/// Everything the agent needs to connect, as content.
+/// Everything the agent needs to connect, as content. Fields a front end
+/// leaves out take their defaults.
 #[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ConnectRequest {
     /// What to call the host (profile entry or server as typed).
     pub host: String,
@@ -301,9 +303,7 @@ mod tests {
         let back: Request = serde_json::from_str(&l).unwrap();
         assert!(matches!(back, Request::Connect(c) if c.host == "ASA"));
         assert!(!format!("{r:?}").contains("hunter2"), "no secret in Debug");
-        let a = Answer::Secret {
-            value: "pw".into(),
-        };
+        let a = Answer::Secret { value: "pw".into() };
         assert_eq!(format!("{a:?}"), "Secret(..)");
         let h: Request = serde_json::from_str(r#"{"type":"hello","version":1}"#).unwrap();
         assert!(matches!(h, Request::Hello { version: 1 }));

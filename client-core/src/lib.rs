@@ -11,6 +11,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "driver")]
+pub mod agent;
 pub mod crypto;
 #[cfg(feature = "driver")]
 pub mod driver;
@@ -22,6 +24,7 @@ pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ike;
+pub mod ipc;
 pub mod journal;
 pub mod profile;
 pub mod routes;

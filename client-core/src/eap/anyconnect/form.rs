@@ -32,7 +32,7 @@ pub struct FormHints {
 }
 
 /// One choice of a [`FieldKind::Select`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Choice {
     /// What is sent.
     pub value: String,
@@ -41,7 +41,8 @@ pub struct Choice {
 }
 
 /// The kind of a field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "choices", rename_all = "snake_case")]
 pub enum FieldKind {
     /// Free text, shown as typed.
     Text,
@@ -52,7 +53,7 @@ pub enum FieldKind {
 }
 
 /// One thing to ask the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Field {
     /// The input's name (what the answer is keyed by).
     pub name: String,

@@ -1,0 +1,314 @@
+//! The CLI as a front end of `acclientd`: `connect` (with `--background`),
+//! `disconnect`, `state` and `status` over the agent's socket. Prompts are
+//! answered here, as the user, off the runtime thread; the agent never
+//! waits on us for anything but an answer, and gives up the attempt if we
+//! go away while it waits.
+
+use std::path::PathBuf;
+
+use acclient_core::ipc::{self, Answer, ConnectRequest, Event, Prompt, Reply, Request};
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+/// The agent's socket in the state directory.
+pub(crate) fn socket_path() -> PathBuf {
+    acclient_core::driver::netconfig::state_dir().join(ipc::SOCKET)
+}
+
+/// A connection to the agent.
+pub(crate) struct Agent {
+    rd: Lines<BufReader<OwnedReadHalf>>,
+    wr: OwnedWriteHalf,
+}
+
+/// Why there is no agent to talk to.
+pub(crate) enum NoAgent {
+    /// Nothing listens (not installed, not started).
+    Absent,
+    /// It answered but refused us (the group), or failed.
+    Refused(String),
+}
+
+impl Agent {
+    /// Connects and says hello.
+    pub(crate) async fn open() -> std::result::Result<Agent, NoAgent> {
+        let path = socket_path();
+        let s = match UnixStream::connect(&path).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(NoAgent::Refused(format!(
+                    "cannot reach the agent at {}: permission denied (the socket is for root and group {}; ask an administrator: usermod -aG {} $USER)",
+                    path.display(),
+                    ipc::GROUP,
+                    ipc::GROUP
+                )))
+            }
+            Err(_) => return Err(NoAgent::Absent),
+        };
+        let (rd, wr) = s.into_split();
+        let mut a = Agent {
+            rd: BufReader::new(rd).lines(),
+            wr,
+        };
+        let hello = Request::Hello {
+            version: ipc::IPC_VERSION,
+        };
+        a.send(&hello)
+            .await
+            .map_err(|e| NoAgent::Refused(e.to_string()))?;
+        match a.next().await {
+            Ok(Reply::Hello { .. }) => Ok(a),
+            Ok(Reply::Error { message }) => Err(NoAgent::Refused(format!("acclientd: {message}"))),
+            Ok(other) => Err(NoAgent::Refused(format!("unexpected answer {other:?}"))),
+            Err(e) => Err(NoAgent::Refused(e.to_string())),
+        }
+    }
+
+    pub(crate) async fn send(&mut self, r: &Request) -> Result<()> {
+        self.wr
+            .write_all(ipc::line(r).as_bytes())
+            .await
+            .context("the agent went away")
+    }
+
+    pub(crate) async fn next(&mut self) -> Result<Reply> {
+        let line = self
+            .rd
+            .next_line()
+            .await
+            .context("reading from the agent")?
+            .ok_or_else(|| anyhow!("the agent closed the connection"))?;
+        serde_json::from_str(&line).with_context(|| format!("bad line from the agent: {line:?}"))
+    }
+}
+
+/// Opens the agent or explains why not, for commands that need it.
+pub(crate) async fn require() -> Result<Agent> {
+    match Agent::open().await {
+        Ok(a) => Ok(a),
+        Err(NoAgent::Refused(m)) => bail!("{m}"),
+        Err(NoAgent::Absent) => bail!(
+            "acclientd is not running ({} does not answer); start it with `systemctl start acclientd`",
+            socket_path().display()
+        ),
+    }
+}
+
+/// `acclient state`: Idle, Connecting, Established or Disconnecting.
+pub(crate) async fn state() -> Result<i32> {
+    let mut a = require().await?;
+    a.send(&Request::State).await?;
+    match a.next().await? {
+        Reply::State { state, host } => {
+            match host {
+                Some(h) => println!("state: {state} ({h})"),
+                None => println!("state: {state}"),
+            }
+            Ok(0)
+        }
+        Reply::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// `acclient disconnect`: returns once the network is put back.
+pub(crate) async fn disconnect() -> Result<i32> {
+    let mut a = require().await?;
+    a.send(&Request::Disconnect).await?;
+    loop {
+        match a.next().await? {
+            Reply::Ok => {
+                println!("Disconnected.");
+                return Ok(0);
+            }
+            Reply::Error { message } if message == "not connected" => {
+                println!("Not connected.");
+                return Ok(0);
+            }
+            Reply::Error { message } => bail!("{message}"),
+            _ => {}
+        }
+    }
+}
+
+/// The status snapshot through the agent, if one runs.
+pub(crate) async fn status() -> Option<Result<serde_json::Value>> {
+    let mut a = match Agent::open().await {
+        Ok(a) => a,
+        Err(NoAgent::Absent) => return None,
+        Err(NoAgent::Refused(m)) => return Some(Err(anyhow!("{m}"))),
+    };
+    let r = async {
+        a.send(&Request::Status).await?;
+        match a.next().await? {
+            Reply::Status { status } => Ok(*status),
+            Reply::Error { message } => bail!("{message}"),
+            other => bail!("unexpected answer {other:?}"),
+        }
+    }
+    .await;
+    Some(r)
+}
+
+/// How the CLI answers the agent's prompts (terminal, stdin, flags).
+pub(crate) trait Answers {
+    /// The answer to `prompt`, or an error that ends the attempt.
+    fn answer(&mut self, prompt: &Prompt) -> Result<Answer>;
+}
+
+/// `acclient connect` through the agent. With `background`, returns once
+/// connected; otherwise stays until Ctrl-C / SIGTERM / SIGHUP, then
+/// disconnects (the agent puts everything back).
+pub(crate) async fn connect(
+    mut agent: Agent,
+    req: ConnectRequest,
+    background: bool,
+    timeout: std::time::Duration,
+    mut answers: Box<dyn Answers + Send>,
+) -> Result<i32> {
+    let host = req.host.clone();
+    agent.send(&Request::Connect(Box::new(req))).await?;
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut connected = false;
+    let mut banner_pending = false;
+    let mut closing = false;
+    let signal = crate::until_signal();
+    tokio::pin!(signal);
+    loop {
+        let r = tokio::select! {
+            r = agent.next() => r?,
+            _ = &mut deadline, if !connected && !closing => {
+                eprintln!("acclient: no connection after {} s", timeout.as_secs());
+                agent.send(&Request::Disconnect).await?;
+                closing = true;
+                continue;
+            }
+            _ = &mut signal, if !closing => {
+                agent.send(&Request::Disconnect).await?;
+                closing = true;
+                continue;
+            }
+        };
+        match r {
+            Reply::Event {
+                event: Event::Progress { text },
+            } => eprintln!("{text}"),
+            Reply::Event {
+                event: Event::Prompt { id, prompt },
+            } => {
+                if let Prompt::Banner { .. } = prompt {
+                    banner_pending = true;
+                }
+                let p = prompt.clone();
+                // The terminal is read off the runtime thread.
+                let (ans, back) = tokio::task::spawn_blocking(move || {
+                    let a = answers.answer(&p);
+                    (a, answers)
+                })
+                .await
+                .map_err(|e| anyhow!("prompt task: {e}"))?;
+                answers = back;
+                let ans = match ans {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("acclient: {e}");
+                        Answer::Cancel
+                    }
+                };
+                if let (Prompt::Banner { .. }, Answer::Accept { yes }) = (&prompt, &ans) {
+                    banner_pending = false;
+                    if !*yes {
+                        eprintln!("acclient: banner not accepted; disconnecting");
+                    }
+                }
+                agent.send(&Request::Answer { id, answer: ans }).await?;
+                if connected && !banner_pending && background && !closing {
+                    return done_background(&host);
+                }
+            }
+            Reply::Event {
+                event: Event::Connected { status },
+            } => {
+                connected = true;
+                print_summary(&host, &status);
+                if background && !banner_pending {
+                    // The banner prompt, if any, comes right after.
+                    if status_has_banner(&status) {
+                        banner_pending = true;
+                        continue;
+                    }
+                    return done_background(&host);
+                }
+                if !background {
+                    eprintln!("Connected to {host}. Press Ctrl-C to disconnect.");
+                }
+            }
+            Reply::Event {
+                event: Event::Disconnected { reason, exit_code },
+            } => {
+                if closing && exit_code == 0 {
+                    eprintln!("Disconnected.");
+                    return Ok(0);
+                }
+                eprintln!("acclient: {reason}");
+                return Ok(exit_code.max(if connected { 0 } else { 1 }));
+            }
+            Reply::Error { message } => {
+                eprintln!("acclient: {message}");
+                if !connected {
+                    return Ok(1);
+                }
+            }
+            Reply::Ok | Reply::Hello { .. } | Reply::State { .. } | Reply::Status { .. } => {}
+        }
+    }
+}
+
+fn status_has_banner(status: &serde_json::Value) -> bool {
+    status.get("banner").is_some_and(|b| !b.is_null())
+}
+
+fn done_background(host: &str) -> Result<i32> {
+    eprintln!("Connected to {host} in the background; `acclient disconnect` ends it.");
+    Ok(0)
+}
+
+fn print_summary(host: &str, st: &serde_json::Value) {
+    let list = |k: &str| -> String {
+        let v: Vec<String> = st
+            .get(k)
+            .and_then(|x| x.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    let g = |p: &str| {
+        st.pointer(p)
+            .and_then(|x| x.as_str())
+            .unwrap_or("-")
+            .to_string()
+    };
+    println!(
+        "Connected to {host} ({}) in {} ms",
+        g("/gateway"),
+        st.pointer("/connect_ms")
+            .and_then(|x| x.as_u64())
+            .unwrap_or(0)
+    );
+    println!("  address:     {}", list("addresses"));
+    println!("  DNS:         {}", list("dns"));
+    println!("  remote TS:   {}", list("ts_remote"));
+    println!("  IKE SA:      {}", g("/ike/algorithms"));
+    println!("  CHILD SA:    {}, tunnel mode", g("/child/algorithms"));
+}

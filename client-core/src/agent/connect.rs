@@ -1,0 +1,477 @@
+//! A session started for a front end: its settings from the request's
+//! content (never a path the front end names), the driver in its own task,
+//! and the events translated into IPC for the front end that asked, with
+//! its prompts kept until they are answered.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::{lock, Active, AgentOptions, Phase, State};
+use crate::crypto::{Secret, SystemRng};
+use crate::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
+use crate::eap::anyconnect::form::Form;
+use crate::eap::EapType;
+use crate::event::{Event as CoreEvent, Progress, PromptId, PromptKind};
+use crate::ipc::{self, ConnectRequest, Event, Prompt, Reply};
+use crate::routes::{Prefix, RouteOptions};
+use crate::settings::{AnyConnectClient, AuthMethod, ClientCert, Identity, ANYCONNECT_IDENTITY};
+use crate::{Answer, Session, Settings};
+
+/// Prompt ids the agent makes itself (the banner) start here, above the
+/// session's own.
+const AGENT_PROMPTS: u32 = 0x8000_0000;
+
+/// What a pending prompt expects.
+enum Pending {
+    Password,
+    Form(Box<Form>),
+    Trust,
+    Banner,
+}
+
+/// The prompts waiting for the front end.
+#[derive(Default)]
+pub(super) struct Prompts {
+    pending: HashMap<u32, Pending>,
+    next_own: u32,
+}
+
+impl Prompts {
+    pub(super) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// The line for a progress event, as the CLI prints it.
+pub fn progress_text(p: &Progress, host: &str) -> Option<String> {
+    Some(match p {
+        Progress::Contacting => format!("Contacting {host}."),
+        Progress::SaInitDone { proposal, nat } => format!(
+            "IKE SA negotiated: {proposal}{}",
+            if *nat { " (NAT detected)" } else { "" }
+        ),
+        Progress::GatewayAuthenticated { id, scheme } => {
+            format!("Gateway {id} authenticated ({scheme}).")
+        }
+        Progress::Eap(m) => format!("Authenticating with EAP-{m}..."),
+        Progress::Reconnecting { attempt, reason } => {
+            format!("Connection lost ({reason}); reconnecting (attempt {attempt})...")
+        }
+        Progress::Reconnected { resumed: true } => {
+            "Reconnected: the gateway resumed the session (no login).".into()
+        }
+        Progress::Reconnected { resumed: false } => "Reconnected (logged in again).".into(),
+        _ => return None,
+    })
+}
+
+fn parse_pem(text: &str) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            cur = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(b) = cur.take() {
+                if let Ok(d) = base64::engine::general_purpose::STANDARD.decode(b) {
+                    out.push(d);
+                }
+            }
+        } else if let Some(c) = cur.as_mut() {
+            c.push_str(line);
+        }
+    }
+    out
+}
+
+fn gateway_of(server: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = server.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    server
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 500))
+        .map_err(|_| format!("{server:?} is not an address[:port] (the front end resolves names)"))
+}
+
+fn eap_methods(names: &[String]) -> Result<Vec<EapType>, String> {
+    if names.is_empty() {
+        return Ok(vec![EapType::MsChapV2, EapType::Md5, EapType::Gtc]);
+    }
+    names
+        .iter()
+        .map(
+            |n| match n.to_ascii_lowercase().trim_start_matches("eap-") {
+                "mschapv2" => Ok(EapType::MsChapV2),
+                "md5" => Ok(EapType::Md5),
+                "gtc" => Ok(EapType::Gtc),
+                other => Err(format!("unsupported EAP method {other:?}")),
+            },
+        )
+        .collect()
+}
+
+/// The session's settings from the request (the local address is set once
+/// the sockets are bound).
+fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, String> {
+    let auth = match (&req.psk, req.anyconnect) {
+        (Some(psk), _) => AuthMethod::Psk(Secret::new(psk.as_bytes().to_vec())),
+        (None, true) => {
+            let host = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "linux".into());
+            let mut ac = AnyConnectClient::new(req.group.clone(), host);
+            if let (false, Some(key)) = (req.client_cert.is_empty(), &req.client_key) {
+                crate::crypto::sig::RsaSigner::from_der(key)
+                    .map_err(|e| format!("client key: {e}"))?;
+                ac.client_cert = Some(ClientCert {
+                    chain: req.client_cert.clone(),
+                    key: Secret::new(key.clone()),
+                });
+            }
+            AuthMethod::AnyConnect(ac)
+        }
+        (None, false) => AuthMethod::Eap(eap_methods(&req.eap)?),
+    };
+    let identity = match (&req.identity, &req.user) {
+        (id, _) if matches!(auth, AuthMethod::AnyConnect(_)) => Identity::Group(
+            id.clone()
+                .unwrap_or_else(|| ANYCONNECT_IDENTITY.to_string()),
+        ),
+        (Some(id), _) => Identity::for_user(id),
+        (None, Some(u)) => Identity::for_user(u),
+        (None, None) => Identity::Address,
+    };
+    let mut s = Settings::new(gateway, gateway, identity, auth);
+    s.username = req.user.clone();
+    s.remote_id = req.remote_id.clone();
+    s.legacy = req.legacy;
+    s.request_ipv6 = req.ipv6;
+    if let Some(f) = req.fragment_size {
+        s.fragment_size = f;
+    }
+    if let Some(r) = req.retries {
+        s.retransmit.tries = r;
+    }
+    if let Some(l) = req.ike_lifetime {
+        s.ike_lifetime = Some(Duration::from_secs(l));
+    }
+    if let Some(l) = req.child_lifetime {
+        s.child_lifetime = Some(Duration::from_secs(l));
+    }
+    if let Some(d) = req.dpd {
+        s.dpd_interval = (d > 0).then(|| Duration::from_secs(d));
+    }
+    s.trust.anchors = match &req.ca_pem {
+        Some(pem) => parse_pem(pem),
+        // The system store: a fixed path of the agent's, not the front end's.
+        None => std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
+            .map(|t| parse_pem(&t))
+            .unwrap_or_default(),
+    };
+    for p in &req.pins {
+        if !p.starts_with("pin-sha256:") && !p.starts_with("pin-sha512:") {
+            return Err(format!("{p:?} is not a pin-sha256: / pin-sha512: pin"));
+        }
+    }
+    s.trust.pins = req.pins.clone();
+    s.trust.unix_time = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    s.validate()?;
+    Ok(s)
+}
+
+fn prefixes(v: &[String], what: &str) -> Result<Vec<Prefix>, String> {
+    v.iter()
+        .map(|x| {
+            Prefix::parse(x).ok_or_else(|| format!("{what} {x:?} is not an address/length prefix"))
+        })
+        .collect()
+}
+
+/// Starts the session for front end `owner`; returns once it is running
+/// (or why it could not start).
+pub(super) async fn start(
+    req: ConnectRequest,
+    opts: &Arc<AgentOptions>,
+    state: State,
+    owner: u64,
+    owner_tx: mpsc::Sender<Reply>,
+) -> Result<(), String> {
+    let gateway = gateway_of(&req.server)?;
+    let mut base = settings(&req, gateway)?;
+    let interface = req.interface.clone().unwrap_or_else(|| "acvpn0".into());
+    let topts = TunnelOptions {
+        interface,
+        routes: RouteOptions {
+            local_lan: req.local_lan,
+            include: prefixes(&req.split_include, "split-include")?,
+            exclude: prefixes(&req.split_exclude, "split-exclude")?,
+        },
+        dns: !req.no_dns,
+        script: None, // the agent never runs a program a front end names
+        state_dir: opts.state_dir.clone(),
+        mtu: req.mtu,
+    };
+    let socks = Sockets::bind(gateway, 4500, None, 500, 4500)
+        .await
+        .map_err(|e| format!("cannot open UDP sockets towards {gateway}: {e}"))?;
+    socks.grow_buffers(4 << 20);
+    base.local = socks.local_addr().map_err(|e| e.to_string())?;
+    let tunnel =
+        Tunnel::open(topts).map_err(|e| format!("cannot create the tunnel device: {e}"))?;
+    let session = Session::new(base.clone(), Box::new(SystemRng), Instant::now())
+        .map_err(|e| e.to_string())?;
+    let reconnect = req.reconnect.then(|| {
+        let make: driver::Reconnect = Box::new(move |resume| {
+            let mut st = base.clone();
+            if let AuthMethod::AnyConnect(ac) = &mut st.auth {
+                ac.resume = resume;
+            }
+            Box::pin(async move {
+                let socks = Sockets::bind(gateway, 4500, None, 500, 4500).await?;
+                socks.grow_buffers(4 << 20);
+                st.local = socks.local_addr()?;
+                let sess = Session::new(st, Box::new(SystemRng), Instant::now())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok((sess, socks))
+            })
+        });
+        (
+            make,
+            driver::ReconnectPolicy {
+                give_up_after: Duration::from_secs(600),
+            },
+        )
+    });
+    let dopts = DriverOptions {
+        disconnect_on_suspend: req.disconnect_on_suspend,
+        host: Some(req.host.clone()),
+        ..Default::default()
+    };
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = watch::channel(false);
+    {
+        let mut s = lock(&state);
+        if let Some(a) = s.active.as_ref() {
+            return Err(format!("already connected to {}; disconnect first", a.host));
+        }
+        s.active = Some(Active {
+            host: req.host.clone(),
+            phase: Phase::Connecting,
+            cmd: cmd_tx.clone(),
+            owner,
+            owner_tx: Some(owner_tx),
+            watchers: Vec::new(),
+            prompts: Prompts::default(),
+            done: done_rx,
+        });
+    }
+    info!(
+        "connecting to {} ({gateway}) for front end {owner}",
+        req.host
+    );
+    let pump = tokio::spawn(pump(ev_rx, state.clone(), cmd_tx, req.host.clone()));
+    tokio::spawn(async move {
+        let (reason, tunnel) =
+            driver::run(session, socks, dopts, tunnel, reconnect, ev_tx, cmd_rx).await;
+        let _ = pump.await;
+        tunnel.close().await;
+        info!("session ended: {reason}");
+        let ev = Event::Disconnected {
+            reason: reason.to_string(),
+            exit_code: reason.exit_code(),
+        };
+        let targets = {
+            let mut s = lock(&state);
+            let t = s.active.take().map(|a| targets_of(&a)).unwrap_or_default();
+            let _ = done_tx.send(true);
+            t
+        };
+        send_all(&targets, Reply::Event { event: ev });
+    });
+    Ok(())
+}
+
+fn targets_of(a: &Active) -> Vec<mpsc::Sender<Reply>> {
+    a.owner_tx.iter().chain(&a.watchers).cloned().collect()
+}
+
+fn send_all(targets: &[mpsc::Sender<Reply>], r: Reply) {
+    for t in targets {
+        // Full queue: that front end is not reading; it loses this line,
+        // the session goes on.
+        let _ = t.try_send(r.clone());
+    }
+}
+
+/// Translates the session's events for the front ends.
+async fn pump(
+    mut ev: mpsc::UnboundedReceiver<CoreEvent>,
+    state: State,
+    cmd: mpsc::UnboundedSender<Command>,
+    host: String,
+) {
+    while let Some(e) = ev.recv().await {
+        let event = match e {
+            CoreEvent::Progress(p) => match progress_text(&p, &host) {
+                Some(text) => Event::Progress { text },
+                None => continue,
+            },
+            CoreEvent::Prompt(p) => {
+                let (pending, prompt) = match p.kind {
+                    PromptKind::Password { user } => (Pending::Password, Prompt::Password { user }),
+                    PromptKind::AuthForm(form) => {
+                        let prompt = form_prompt(&form, None);
+                        (Pending::Form(form), prompt)
+                    }
+                    PromptKind::TrustCertificate { summary, reason } => (
+                        Pending::Trust,
+                        Prompt::TrustCertificate {
+                            subject: summary.subject,
+                            issuer: summary.issuer,
+                            sha256: summary.sha256,
+                            pin: summary.pin,
+                            reason,
+                        },
+                    ),
+                    PromptKind::HostScan(_) => {
+                        // Running a posture wrapper would mean running a
+                        // program as root: not through the agent.
+                        warn!("the gateway asks for a host scan: not supported through the agent");
+                        let _ = cmd.send(Command::Answer(p.id, Answer::HostScan(false)));
+                        continue;
+                    }
+                };
+                let mut s = lock(&state);
+                let Some(a) = s.active.as_mut() else { continue };
+                a.prompts.pending.insert(p.id.0, pending);
+                if a.owner_tx.is_none() {
+                    // Nobody to ask: the attempt ends (the front end left).
+                    let _ = cmd.send(Command::Close);
+                    continue;
+                }
+                Event::Prompt { id: p.id.0, prompt }
+            }
+            CoreEvent::Connected(cfg) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = cmd.send(Command::Status(tx));
+                let status = rx
+                    .await
+                    .ok()
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or_default();
+                let mut s = lock(&state);
+                let Some(a) = s.active.as_mut() else { continue };
+                // The login banner: a person accepts it before the session
+                // counts as up, as with Cisco's client.
+                if let Some(text) = cfg.cisco.banner.clone() {
+                    let id = AGENT_PROMPTS + a.prompts.next_own;
+                    a.prompts.next_own += 1;
+                    a.prompts.pending.insert(id, Pending::Banner);
+                    send_all(
+                        &targets_of(a),
+                        Reply::Event {
+                            event: Event::Prompt {
+                                id,
+                                prompt: Prompt::Banner { text },
+                            },
+                        },
+                    );
+                } else {
+                    a.phase = Phase::Established;
+                }
+                Event::Connected {
+                    status: Box::new(status),
+                }
+            }
+            CoreEvent::Disconnected(_) => continue, // sent once the network is back
+        };
+        let targets = match lock(&state).active.as_ref() {
+            Some(a) => targets_of(a),
+            None => continue,
+        };
+        send_all(&targets, Reply::Event { event });
+    }
+}
+
+fn form_prompt(form: &Form, error: Option<String>) -> Prompt {
+    Prompt::Form {
+        title: form.title.clone(),
+        banner: form.banner.clone(),
+        message: form.message.clone(),
+        error: error.or_else(|| form.error.clone()),
+        fields: form.fields.clone(),
+    }
+}
+
+/// What became of an answer.
+pub(super) enum Answered {
+    /// Passed on to the session.
+    Done,
+    /// Ask again with this (a choice that is not offered, mismatching passwords).
+    ReAsk(Reply),
+    /// The banner was accepted: the session is up.
+    BannerAccepted,
+}
+
+/// Applies the front end's answer to prompt `id`.
+pub(super) fn answer(
+    prompts: &mut Prompts,
+    cmd: &mpsc::UnboundedSender<Command>,
+    id: u32,
+    answer: ipc::Answer,
+) -> Result<Answered, String> {
+    if let ipc::Answer::Cancel = answer {
+        let _ = cmd.send(Command::Close);
+        prompts.pending.clear();
+        return Ok(Answered::Done);
+    }
+    let Some(p) = prompts.pending.remove(&id) else {
+        return Err(format!("no prompt {id} is pending"));
+    };
+    let core = match (p, answer) {
+        (Pending::Password, ipc::Answer::Secret { value }) => {
+            Answer::Secret(Secret::new(value.into_bytes()))
+        }
+        (Pending::Trust, ipc::Answer::Accept { yes }) => Answer::Accept(yes),
+        (Pending::Banner, ipc::Answer::Accept { yes }) => {
+            if !yes {
+                info!("banner not accepted: disconnecting");
+                let _ = cmd.send(Command::Close);
+                return Ok(Answered::Done);
+            }
+            return Ok(Answered::BannerAccepted);
+        }
+        (Pending::Form(form), ipc::Answer::Form { values }) => {
+            let values = values
+                .into_iter()
+                .map(|(n, v)| (n, Secret::new(v.into_bytes())))
+                .collect();
+            match form.answer(values) {
+                Ok(a) => Answer::Form(a),
+                Err(e) => {
+                    let again = form_prompt(&form, Some(e.to_string()));
+                    prompts.pending.insert(id, Pending::Form(form));
+                    return Ok(Answered::ReAsk(Reply::Event {
+                        event: Event::Prompt { id, prompt: again },
+                    }));
+                }
+            }
+        }
+        (p, _) => {
+            prompts.pending.insert(id, p);
+            return Err(format!("that answer does not fit prompt {id}"));
+        }
+    };
+    let _ = cmd.send(Command::Answer(PromptId(id), core));
+    Ok(Answered::Done)
+}

@@ -1,0 +1,258 @@
+//! acclientd, the agent (issue 10): an ordinary user in the agent's group
+//! connects through it with `--background`, sees `state`, pings through the
+//! tunnel and disconnects; a user outside the group is refused by name; a
+//! front end that goes away while its password prompt is pending cancels the
+//! attempt and leaves nothing changed.
+//!
+//! Each test makes its own namespaces, state directory, users and group
+//! (removed at the end, by name it created) and kills what it started by PID.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A system user and group made for one test, removed on drop.
+struct Account {
+    user: String,
+    group: Option<String>,
+}
+
+impl Account {
+    fn new(user: &str, group: Option<&str>) -> Account {
+        if let Some(g) = group {
+            must(&format!(
+                "getent group {g} >/dev/null || groupadd --system {g}"
+            ));
+        }
+        let g = group.map_or(String::new(), |g| format!("-G {g}"));
+        must(&format!(
+            "userdel -f {user} 2>/dev/null; useradd --system --no-create-home --shell /usr/sbin/nologin {g} {user}"
+        ));
+        Account {
+            user: user.into(),
+            group: group.map(str::to_string),
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = sh(&format!("userdel -f {} 2>/dev/null", self.user));
+        if let Some(g) = &self.group {
+            let _ = sh(&format!("groupdel {g} 2>/dev/null"));
+        }
+    }
+}
+
+fn exe(name: &str) -> String {
+    let p = std::env::current_exe().unwrap();
+    p.parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join(name))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// Starts acclientd in the client namespace for `group`; waits for its socket.
+fn start_agent(lab: &mut Lab, group: &str) -> u32 {
+    let state = lab.state_dir();
+    let pid = lab.spawn_bg(
+        "agent",
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.cl,
+                &exe("acclientd"),
+                "-v",
+                "--group",
+                group,
+            ])
+            .env("ACCLIENT_STATE_DIR", &state),
+    );
+    let sock = state.join("acclientd.sock");
+    let t = Instant::now();
+    while !sock.exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sock.exists(), "agent socket: {}", lab.log_of("agent"));
+    pid
+}
+
+/// `acclient ARGS` as `user` in the client namespace; (exit, stdout+stderr).
+fn as_user(lab: &Lab, user: &str, args: &[&str], stdin: &str) -> (i32, String) {
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", &lab.cl, "runuser", "-u", user, "--", "env"])
+        .arg(format!("ACCLIENT_STATE_DIR={}", lab.state_dir().display()))
+        .arg(exe("acclient"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runuser acclient");
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!(
+        "--- {user}: acclient {args:?} exit {:?}\n{text}",
+        o.status.code()
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+fn pki_readable() {
+    // The test PKI lives under /tmp as root; the user reads the CA as itself.
+    must(&format!(
+        "chmod 0755 {0}; chmod 0644 {0}/ca.crt",
+        pki().dir.display()
+    ));
+}
+
+/// The whole journey of a user in the group, and a refusal for one outside it.
+#[test]
+fn user_in_group_connects_in_background_and_disconnects() {
+    let mut lab = lab_or_skip!("agent");
+    let tag = std::process::id() % 100000;
+    let group = format!("aclt{tag}");
+    let member = Account::new(&format!("aclu{tag}"), Some(&group));
+    let outsider = Account::new(&format!("aclo{tag}"), None);
+    pki_readable();
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let before = lab.client_net_state();
+    start_agent(&mut lab, &group);
+    let ca = lab.ca("ca.crt");
+    let connect = [
+        "connect",
+        "--server",
+        GW,
+        "--anyconnect",
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+        "--background",
+    ];
+    let (code, out) = as_user(&lab, &member.user, &connect, "pw\n");
+    assert_eq!(code, 0, "{out}\nagent: {}", lab.log_of("agent"));
+    assert!(out.contains("in the background"), "{out}");
+    let ping = lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1");
+    assert!(
+        String::from_utf8_lossy(&ping.stdout).contains("3 received"),
+        "ping through the tunnel: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let (code, out) = as_user(&lab, &member.user, &["state"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("state: Established"), "{out}");
+    let (code, out) = as_user(&lab, &member.user, &["status", "--json"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"version\":1"), "{out}");
+    // A second connect is refused while one runs.
+    let (code, out) = as_user(&lab, &member.user, &connect, "pw\n");
+    assert_ne!(code, 0);
+    assert!(out.contains("already connected to"), "{out}");
+    // Someone outside the group is refused, with the group named.
+    let (code, out) = as_user(&lab, &outsider.user, &["state"], "");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("group"), "{out}");
+    let (code, out) = as_user(&lab, &member.user, &["disconnect"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Disconnected."), "{out}");
+    assert!(
+        lab.wait_acgw("received DELETE for IKE_SA", 5),
+        "{}",
+        lab.acgw_log()
+    );
+    assert_eq!(
+        lab.client_net_state(),
+        before,
+        "the network exactly as before"
+    );
+    let (_, out) = as_user(&lab, &member.user, &["state"], "");
+    assert!(out.contains("state: Idle"), "{out}");
+}
+
+/// A front end that goes away while the agent waits for its password:
+/// the attempt is cancelled (DELETE to the gateway, nothing changed) and the
+/// next connect works.
+#[test]
+fn front_end_gone_during_prompt_cancels_the_attempt() {
+    let mut lab = lab_or_skip!("agentgone");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let before = lab.client_net_state();
+    start_agent(&mut lab, "root");
+    let ca = std::fs::read_to_string(lab.ca("ca.crt")).unwrap();
+    // A raw front end on the socket: hello, connect, then it dies at the prompt.
+    let sock = lab.state_dir().join("acclientd.sock");
+    let s = std::os::unix::net::UnixStream::connect(&sock).expect("agent socket");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let connect = serde_json::json!({
+        "type": "connect", "host": "ASA", "server": format!("{GW}:500"), "anyconnect": true,
+        "user": "alice", "ca_pem": ca, "reconnect": false,
+    });
+    writeln!(w, "{}", serde_json::json!({"type": "hello", "version": 1})).unwrap();
+    writeln!(w, "{connect}").unwrap();
+    let mut got_prompt = false;
+    for line in BufReader::new(s).lines() {
+        let line =
+            line.unwrap_or_else(|e| panic!("agent line: {e}; agent log:\n{}", lab.log_of("agent")));
+        if line.contains("\"prompt\"") && line.contains("password") {
+            got_prompt = true;
+            break; // the front end dies here: its socket closes
+        }
+        assert!(
+            !line.contains("\"disconnected\"") && !line.contains("\"error\""),
+            "{line}"
+        );
+    }
+    drop(w);
+    assert!(got_prompt, "a password prompt reached the front end");
+    assert!(
+        lab.wait_for("agent", "went away while logging in: cancelled", 5),
+        "{}",
+        lab.log_of("agent")
+    );
+    assert!(
+        lab.wait_acgw("received DELETE for IKE_SA", 5),
+        "{}",
+        lab.acgw_log()
+    );
+    assert!(
+        lab.wait_for("agent", "session ended", 10),
+        "{}",
+        lab.log_of("agent")
+    );
+    assert_eq!(lab.client_net_state(), before, "nothing left changed");
+    // The next connect (the CLI as root, through the agent) works.
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--background",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}\nagent: {}", lab.log_of("agent"));
+    let (code, out, _, _) = lab.acclient(&["disconnect"], "");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(lab.client_net_state(), before);
+}
