@@ -10,6 +10,30 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+// Writing to a closed stderr or stdout (`acclient … 2>&1 | head -1`, a
+// closed terminal) must never panic and skip the teardown: these shadow
+// std's macros for the whole crate and drop write errors.
+macro_rules! eprintln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr());
+    }};
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)+);
+    }};
+}
+macro_rules! println {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)+);
+    }};
+}
+
 mod agent_client;
 
 use acclient_core::crypto::{Secret, SystemRng};
@@ -244,7 +268,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("ACCLIENT_LOG")
                 .unwrap_or_else(|_| level.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| acclient_core::driver::QuietStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
@@ -471,6 +495,7 @@ fn resolve(host: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("no address for {host}"))
 }
 
+#[derive(Clone)]
 struct Plan {
     /// The profile's AutoReconnect and LocalLanAccess.
     auto_reconnect: Option<bool>,
@@ -929,6 +954,73 @@ fn read_limited(path: &PathBuf, max: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
+/// Answers the session's prompts in this process (in-process mode), from
+/// the flags, stdin, the terminal and the host-scan wrapper. Blocking: it
+/// runs on a blocking thread, never on the runtime's.
+struct LocalAnswers {
+    a: ConnectArgs,
+    p: Plan,
+    interactive: bool,
+    passwords: StdinPasswords,
+}
+
+impl LocalAnswers {
+    fn answer(&mut self, kind: &PromptKind) -> Result<Answer> {
+        Ok(match kind {
+            PromptKind::Password { user } => match self.passwords.next() {
+                Some(p) => Answer::Secret(p),
+                None if self.interactive => Answer::Secret(Secret::new(
+                    prompt_line(&format!("Password for {user}: "), true)?.into_bytes(),
+                )),
+                None => bail!(
+                    "the gateway asks for a password; give --passwd-on-stdin (non-interactive)"
+                ),
+            },
+            PromptKind::HostScan(hs) => Answer::HostScan(match &self.a.csd_wrapper {
+                Some(w) => run_csd_wrapper(w, hs, &self.p, self.a.group.as_deref())?,
+                None => false,
+            }),
+            PromptKind::AuthForm(form) => {
+                let text = FormText {
+                    title: &form.title,
+                    banner: &form.banner,
+                    message: &form.message,
+                    error: form.error.as_deref(),
+                };
+                Answer::Form(fill_form(
+                    text,
+                    &form.fields,
+                    &self.a,
+                    self.interactive,
+                    &mut self.passwords,
+                    |v| form.answer(v),
+                )?)
+            }
+            PromptKind::TrustCertificate { summary, reason } => {
+                eprintln!("The gateway's certificate is not trusted: {reason}");
+                eprintln!("  subject:  {}", summary.subject);
+                eprintln!("  issuer:   {}", summary.issuer);
+                eprintln!("  SHA-256:  {}", summary.sha256);
+                eprintln!("  key pin:  {}", summary.pin);
+                let yes = self.interactive
+                    && prompt_line("Connect anyway? [y/N] ", false)?
+                        .trim()
+                        .eq_ignore_ascii_case("y");
+                if yes {
+                    remember_pin(&self.p, &summary.pin);
+                }
+                if !yes && !self.interactive {
+                    eprintln!(
+                        "Refused (non-interactive). To trust it, pass --servercert {}",
+                        summary.pin
+                    );
+                }
+                Answer::Accept(yes)
+            }
+        })
+    }
+}
+
 /// Answers the agent's prompts from the flags, stdin and the terminal.
 struct CliAnswers {
     a: ConnectArgs,
@@ -1099,7 +1191,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     // --passwd-on-stdin: one line per password input (like openconnect), so
     // a second round (wrong password, OTP) reads the next line; when stdin
     // runs out, a non-interactive login stops instead of looping.
-    let mut form_passwords = StdinPasswords::new(s.password.clone(), a.passwd_on_stdin);
+    let form_passwords = StdinPasswords::new(s.password.clone(), a.passwd_on_stdin);
     s.trust.anchors = match &a.cafile {
         Some(f) => read_pem_certs(f)?,
         None => {
@@ -1213,9 +1305,24 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
     let mut gave_up = false;
     let mut hold: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
     let mut early_exit: Option<i32> = None;
+    // A signal before the tunnel is up still closes cleanly (DELETE once the
+    // IKE SA exists, everything put back); after, `hold` waits for it.
+    let early_signal = until_signal();
+    tokio::pin!(early_signal);
+    let mut answers = Some(LocalAnswers {
+        a: a.clone(),
+        p: p.clone(),
+        interactive,
+        passwords: form_passwords,
+    });
     loop {
         let ev = tokio::select! {
             e = ev_rx.recv() => e,
+            _ = &mut early_signal, if connected.is_none() && !closing => {
+                let _ = cmd_tx.send(Command::Close);
+                closing = true;
+                continue;
+            }
             _ = async { match hold.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
                 hold = None;
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1256,7 +1363,9 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                             eprintln!(
                                 "Connection lost ({reason}); reconnecting (attempt {attempt})..."
                             );
-                            form_passwords.rewind();
+                            if let Some(x) = answers.as_mut() {
+                                x.passwords.rewind();
+                            }
                         }
                         Progress::Reconnected { resumed: true } => {
                             eprintln!("Reconnected: the gateway resumed the session (no login).")
@@ -1269,68 +1378,38 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 }
             }
             Event::Prompt(pr) => {
-                let ans = match &pr.kind {
-                    PromptKind::Password { user } => {
-                        if !interactive {
-                            eprintln!("acclient: the gateway asks for a password; give --passwd-on-stdin (non-interactive)");
-                            let _ = cmd_tx.send(Command::Close);
-                            closing = true;
-                            continue;
-                        }
-                        Answer::Secret(Secret::new(
-                            prompt_line(&format!("Password for {user}: "), true)?.into_bytes(),
-                        ))
+                if let (PromptKind::Password { .. }, false) = (&pr.kind, interactive) {
+                    if answers.as_ref().is_some_and(|x| !x.passwords.more) {
+                        eprintln!("acclient: the gateway asks for a password; give --passwd-on-stdin (non-interactive)");
+                        let _ = cmd_tx.send(Command::Close);
+                        closing = true;
+                        continue;
                     }
-                    PromptKind::HostScan(hs) => Answer::HostScan(match &a.csd_wrapper {
-                        Some(w) => run_csd_wrapper(w, hs, &p, a.group.as_deref())?,
-                        None => false,
-                    }),
-                    PromptKind::AuthForm(form) => {
-                        let text = FormText {
-                            title: &form.title,
-                            banner: &form.banner,
-                            message: &form.message,
-                            error: form.error.as_deref(),
-                        };
-                        match fill_form(
-                            text,
-                            &form.fields,
-                            &a,
-                            interactive,
-                            &mut form_passwords,
-                            |v| form.answer(v),
-                        ) {
-                            Ok(answers) => Answer::Form(answers),
-                            Err(e) => {
-                                eprintln!("acclient: {e}");
-                                let _ = cmd_tx.send(Command::Close);
-                                return Ok(2);
-                            }
-                        }
-                    }
-                    PromptKind::TrustCertificate { summary, reason } => {
-                        eprintln!("The gateway's certificate is not trusted: {reason}");
-                        eprintln!("  subject:  {}", summary.subject);
-                        eprintln!("  issuer:   {}", summary.issuer);
-                        eprintln!("  SHA-256:  {}", summary.sha256);
-                        eprintln!("  key pin:  {}", summary.pin);
-                        let yes = interactive
-                            && prompt_line("Connect anyway? [y/N] ", false)?
-                                .trim()
-                                .eq_ignore_ascii_case("y");
-                        if yes {
-                            remember_pin(&p, &summary.pin);
-                        }
-                        if !yes && !interactive {
-                            eprintln!(
-                                "Refused (non-interactive). To trust it, pass --servercert {}",
-                                summary.pin
-                            );
-                        }
-                        Answer::Accept(yes)
-                    }
+                }
+                // The terminal, stdin and the host-scan wrapper are read off
+                // the runtime thread: the tunnel, DPD and status go on meanwhile.
+                let Some(mut x) = answers.take() else {
+                    continue;
                 };
-                let _ = cmd_tx.send(Command::Answer(pr.id, ans));
+                let kind = pr.kind.clone();
+                let (ans, back) = tokio::task::spawn_blocking(move || {
+                    let r = x.answer(&kind);
+                    (r, x)
+                })
+                .await
+                .map_err(|e| anyhow!("prompt task: {e}"))?;
+                answers = Some(back);
+                match ans {
+                    Ok(ans) => {
+                        let _ = cmd_tx.send(Command::Answer(pr.id, ans));
+                    }
+                    Err(e) => {
+                        eprintln!("acclient: {e}");
+                        let _ = cmd_tx.send(Command::Close);
+                        closing = true;
+                        early_exit = Some(2);
+                    }
+                }
             }
             Event::Connected(cfg) => {
                 let cfg = *cfg;
@@ -1340,16 +1419,24 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 connect_ms = started.elapsed().as_millis();
                 // The login banner: shown always; a person must accept it, as
                 // with Cisco's client (non-interactive use accepts by running).
-                if let Some(b) = &cfg.cisco.banner {
+                if let Some(b) = cfg.cisco.banner.clone() {
                     eprintln!("Banner from the gateway:\n{b}");
-                    if interactive
-                        && !prompt_line("Accept and stay connected? [y/N] ", false)?
-                            .trim()
-                            .eq_ignore_ascii_case("y")
-                    {
+                    let accepted = if interactive {
+                        tokio::task::spawn_blocking(|| {
+                            prompt_line("Accept and stay connected? [y/N] ", false)
+                                .is_ok_and(|l| l.trim().eq_ignore_ascii_case("y"))
+                        })
+                        .await
+                        .unwrap_or(false)
+                    } else {
+                        true
+                    };
+                    if !accepted {
                         eprintln!("acclient: banner not accepted; disconnecting");
                         let _ = cmd_tx.send(Command::Close);
-                        return Ok(2);
+                        closing = true;
+                        early_exit = Some(2);
+                        continue;
                     }
                 }
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1376,7 +1463,10 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 }
             }
             Event::Disconnected(r) => {
-                if gave_up && connected.is_none() {
+                if early_exit.is_some() {
+                    // We ended it (a refused banner, a failed form): that
+                    // outcome stands; the DELETE went out and we tear down.
+                } else if gave_up && connected.is_none() {
                     early_exit = Some(DisconnectReason::TimedOut(0).exit_code());
                 } else if connected.is_none() || hold.is_some() {
                     eprintln!("acclient: {r}");
@@ -1588,13 +1678,18 @@ async fn status_cmd(json: bool) -> Result<i32> {
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn until_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(t) => t,
-        Err(_) => return std::future::pending().await,
+    // SIGHUP (the terminal closed, ssh dropped) is a request to leave like
+    // SIGTERM: without a handler it would kill us before the teardown.
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
     eprintln!("Disconnecting...");
 }

@@ -37,7 +37,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("ACCLIENT_LOG")
                 .unwrap_or_else(|_| level.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| acclient_core::driver::QuietStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();

@@ -457,9 +457,9 @@ impl Session {
         Ok(())
     }
 
-    /// Closes the session: sends DELETE for the IKE SA if one exists and the
-    /// gateway proved itself (RFC 7296 §1.4.1), and ends after its answer or
-    /// a short timeout.
+    /// Closes the session: sends DELETE for the IKE SA if one exists (RFC
+    /// 7296 §1.4.1); once the gateway proved itself, ends after its answer
+    /// or a short timeout, before that at once.
     pub fn close(&mut self, now: Instant) {
         let verified = match &self.task {
             Some(Task::Auth(a)) => a.gateway_verified(),
@@ -477,6 +477,18 @@ impl Session {
                     &[ike_delete::ike()],
                     Request::Delete,
                 );
+            }
+            _ if self.ex.ike.is_some() => {
+                // Not yet authenticated: tell it once, without waiting for an
+                // answer we would have no reason to believe.
+                self.ex.send_once(
+                    self.rng.as_mut(),
+                    &self.settings,
+                    false,
+                    ExchangeType::INFORMATIONAL,
+                    &[ike_delete::ike()],
+                );
+                self.finish(DisconnectReason::LocallyClosed);
             }
             _ => self.finish(DisconnectReason::LocallyClosed),
         }
