@@ -256,3 +256,44 @@ fn front_end_gone_during_prompt_cancels_the_attempt() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(lab.client_net_state(), before);
 }
+
+/// `systemd-analyze verify` accepts the unit (with ExecStart pointed at
+/// the binary just built).
+#[test]
+fn unit_file_verifies() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return eprintln!("SKIPPED: systemd-analyze missing");
+    }
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../packaging/acclientd.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("ProtectSystem=strict"));
+    let dir = std::env::temp_dir().join(format!("acl-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("acclientd.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "ExecStart=/usr/bin/acclientd",
+            &format!("ExecStart={}", exe("acclientd")),
+        ),
+    )
+    .unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
