@@ -320,7 +320,7 @@ fn main() {
 
 fn profiles(file: &PathBuf) -> Result<()> {
     let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        read_limited(file, MAX_FILE).with_context(|| format!("cannot read {}", file.display()))?;
     let p = acclient_core::profile::parse(&text).with_context(|| format!("{}", file.display()))?;
     for h in &p.hosts {
         println!(
@@ -337,8 +337,21 @@ fn profiles(file: &PathBuf) -> Result<()> {
 /// Where accepted gateway pins are remembered: `$ACCLIENT_CONFIG_DIR/pins`
 /// or `~/.config/acclient/pins`, one `HOST PIN` per line.
 fn pins_file() -> Option<PathBuf> {
-    std::env::var_os("ACCLIENT_CONFIG_DIR")
-        .map(PathBuf::from)
+    if let Some(d) = std::env::var_os("ACCLIENT_CONFIG_DIR") {
+        return Some(PathBuf::from(d).join("pins"));
+    }
+    // Root's pins live in root's own home from the user database: never a
+    // file under a user's $HOME (`sudo -E`), where that user could plant one.
+    if nix::unistd::geteuid().is_root() {
+        let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
+            .ok()
+            .flatten()
+            .map_or_else(|| PathBuf::from("/root"), |u| u.dir);
+        return Some(home.join(".config/acclient/pins"));
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|x| !x.is_empty())
+        .map(|x| PathBuf::from(x).join("acclient"))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/acclient")))
         .map(|d| d.join("pins"))
 }
@@ -382,7 +395,8 @@ fn read_client_cert(
     key: Option<&PathBuf>,
     password: Option<&str>,
 ) -> Result<acclient_core::settings::ClientCert> {
-    let raw = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let raw = read_limited_bytes(cert, MAX_FILE)
+        .with_context(|| format!("cannot read {}", cert.display()))?;
     if raw.first() == Some(&0x30) {
         // DER: PKCS#12 (RFC 7292), key and chain in one file.
         let pw = match password {
@@ -418,7 +432,7 @@ fn read_client_cert(
     let key = key.ok_or_else(|| anyhow!("{}: a PEM certificate needs --key", cert.display()))?;
     let chain = read_pem_certs(cert)?;
     let text =
-        std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+        read_limited(key, MAX_FILE).with_context(|| format!("cannot read {}", key.display()))?;
     let der = ["RSA PRIVATE KEY", "PRIVATE KEY"].iter().find_map(|label| {
         let (b, e) = (
             format!("-----BEGIN {label}-----"),
@@ -441,7 +455,7 @@ fn read_client_cert(
 /// Decodes every CERTIFICATE block of a PEM file.
 fn read_pem_certs(path: &PathBuf) -> Result<Vec<Vec<u8>>> {
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        read_limited(path, MAX_FILE).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     let mut cur: Option<String> = None;
     for line in text.lines() {
@@ -534,7 +548,7 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
     let mut disconnect_on_suspend = false;
     let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
-            let text = std::fs::read_to_string(p)
+            let text = read_limited(p, MAX_FILE)
                 .with_context(|| format!("cannot read profile {}", p.display()))?;
             let prof =
                 acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
@@ -584,7 +598,7 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
     let gateway = resolve(&addr)?;
     let psk = match &a.psk_file {
         Some(f) => Some(
-            std::fs::read_to_string(f)
+            read_limited(f, 64 * 1024)
                 .with_context(|| format!("cannot read PSK file {}", f.display()))?,
         ),
         None => None,
@@ -942,16 +956,28 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
     Ok(req)
 }
 
-/// Reads a text file of at most `max` bytes.
-fn read_limited(path: &PathBuf, max: u64) -> std::io::Result<String> {
+/// Every file we read has a size limit (a profile, certificates, keys:
+/// 1 MiB), so `--profile /dev/zero` is an error, not an out-of-memory kill.
+const MAX_FILE: u64 = 1 << 20;
+
+/// Reads a file of at most `max` bytes.
+fn read_limited_bytes(path: &PathBuf, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
-    let mut s = String::new();
-    f.take(max + 1).read_to_string(&mut s)?;
-    if s.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    let mut v = Vec::new();
+    f.take(max + 1).read_to_end(&mut v)?;
+    if v.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {max} bytes: refusing it"
+        )));
     }
-    Ok(s)
+    Ok(v)
+}
+
+/// Reads a text file of at most `max` bytes.
+fn read_limited(path: &PathBuf, max: u64) -> std::io::Result<String> {
+    let v = read_limited_bytes(path, max)?;
+    String::from_utf8(v).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }
 
 /// Answers the session's prompts in this process (in-process mode), from

@@ -14,6 +14,7 @@
 #[cfg(feature = "driver")]
 pub mod agent;
 pub mod crypto;
+pub mod dns;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod eap;

@@ -16,7 +16,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -85,42 +85,10 @@ fn lock(s: &State) -> std::sync::MutexGuard<'_, Shared> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Checks (or makes) the state directory: owned by root, not writable by
-/// group or others. Refuses anything else with a clear error.
+/// Checks (or makes) the state directory (see
+/// [`driver::netconfig::check_state_dir`]).
 pub fn prepare_state_dir(dir: &Path) -> io::Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-        }
-        Err(e) => return Err(e),
-        Ok(m) if !m.is_dir() => {
-            return Err(io::Error::other(format!(
-                "state directory {} is not a directory (a symlink?)",
-                dir.display()
-            )))
-        }
-        Ok(_) => {}
-    }
-    let m = std::fs::symlink_metadata(dir)?;
-    if m.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(io::Error::other(format!(
-            "state directory {} is owned by uid {}, not by us: refusing it",
-            dir.display(),
-            m.uid()
-        )));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(io::Error::other(format!(
-            "state directory {} is writable by group or others (mode {:o}): refusing it",
-            dir.display(),
-            m.mode() & 0o7777
-        )));
-    }
-    Ok(())
+    driver::netconfig::check_state_dir(dir)
 }
 
 /// Binds `dir/acclientd.sock` owned root:`gid`, mode 0660, from the start:

@@ -33,6 +33,72 @@ pub fn state_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/acclient"))
 }
 
+/// Checks (or makes, 0755) the state directory: a real directory, owned by
+/// us (root), not writable by group or others. Everything in it is trusted
+/// at the next start, so anything else is refused with why.
+pub fn check_state_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => {
+            return Err(io::Error::other(format!(
+                "state directory {} is not a directory (a symlink?): refusing it",
+                dir.display()
+            )))
+        }
+        Ok(_) => {}
+    }
+    let m = std::fs::symlink_metadata(dir)?;
+    if m.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(io::Error::other(format!(
+            "state directory {} is owned by uid {}, not by us: refusing it",
+            dir.display(),
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(io::Error::other(format!(
+            "state directory {} is writable by group or others (mode {:o}): refusing it",
+            dir.display(),
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Opens a file of the state directory, owner-only (0600), never through a
+/// symlink (O_NOFOLLOW): a planted link fails with a clear error.
+fn open_state(path: &Path, o: &mut std::fs::OpenOptions) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    o.mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                io::Error::other(format!("{} is a symlink: refusing it", path.display()))
+            } else {
+                io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+            }
+        })
+}
+
+/// The inode of our network namespace (`/proc/self/ns/net`), recorded in
+/// the journal so a replay in another namespace refuses it.
+fn netns_inode() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino())
+}
+
+/// The journal's size limit when it is read back.
+const MAX_JOURNAL: u64 = 1 << 20;
+
 /// Held while a tunnel is up: one acclient per state directory, so a
 /// second `connect` cannot mistake the first one's journal for a crash's.
 #[derive(Debug)]
@@ -44,14 +110,16 @@ pub struct StateLock {
 /// the lock when its holder dies however it dies, so a crash never blocks
 /// the next start.
 pub fn lock_state(dir: &Path) -> io::Result<StateLock> {
-    std::fs::create_dir_all(dir)?;
+    check_state_dir(dir)?;
     let path = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
+    let f = open_state(
+        &path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )?;
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(mut l) => {
             use std::io::{Seek, Write};
@@ -84,12 +152,24 @@ pub struct Journal {
 impl Journal {
     /// Starts a fresh journal in `dir` (after any old one was replayed).
     pub fn create(dir: &Path) -> io::Result<Journal> {
-        std::fs::create_dir_all(dir)?;
+        check_state_dir(dir)?;
         let path = dir.join(JOURNAL);
-        std::fs::write(
+        // A fresh file (O_EXCL after removing whatever is there, a planted
+        // link included: remove_file does not follow it).
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = open_state(
             &path,
-            "# acclient: undo operations, replayed in reverse at the next start\n",
+            std::fs::OpenOptions::new().write(true).create_new(true),
         )?;
+        writeln!(
+            f,
+            "# acclient: undo operations, replayed in reverse at the next start\n{}",
+            Undo::Netns(netns_inode()).line()
+        )?;
+        f.sync_all()?;
         Ok(Journal {
             path,
             ops: Vec::new(),
@@ -98,26 +178,34 @@ impl Journal {
 
     /// Writes `op` durably before the change it undoes is made.
     pub fn record(&mut self, op: Undo) -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        let mut f = open_state(&self.path, std::fs::OpenOptions::new().append(true))?;
         writeln!(f, "{}", op.line())?;
         f.sync_all()?;
         self.ops.push(op);
         Ok(())
     }
 
+    /// Reads the journal back as untrusted input: bounded, never through a
+    /// symlink, and only what acclient could have recorded (see
+    /// [`crate::journal::Journal::check`]).
     fn read(dir: &Path) -> io::Result<Vec<Undo>> {
-        let text = std::fs::read_to_string(dir.join(JOURNAL))?;
-        Ok(text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                let u = Undo::parse(l);
-                if u.is_none() {
-                    warn!("journal line not understood, skipped: {l}");
-                }
-                u
-            })
-            .collect())
+        use std::io::Read;
+        let path = dir.join(JOURNAL);
+        let f = open_state(&path, std::fs::OpenOptions::new().read(true))?;
+        let mut text = String::new();
+        f.take(MAX_JOURNAL + 1).read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_JOURNAL {
+            return Err(io::Error::other(format!(
+                "{} is larger than {MAX_JOURNAL} bytes: refusing it",
+                path.display()
+            )));
+        }
+        let j =
+            crate::journal::Journal::check(&text, dir, netns_inode()).map_err(io::Error::other)?;
+        for r in &j.refused {
+            warn!("journal entry acclient could not have made, ignored: {r}");
+        }
+        Ok(j.ops)
     }
 }
 
@@ -142,6 +230,7 @@ pub fn connect() -> io::Result<Handle> {
 /// Undoes what a previous run left behind (after a crash); returns how many
 /// operations were replayed. A missing journal is not an error.
 pub async fn replay_journal(dir: &Path) -> io::Result<usize> {
+    check_state_dir(dir)?;
     let ops = match Journal::read(dir) {
         Ok(o) => o,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -180,7 +269,7 @@ async fn undo_all(handle: &Handle, ops: &[Undo]) {
                 }
                 Err(e) => warn!("DNS backup {} unreadable: {e}", backup.display()),
             },
-            Undo::Tun(_) => {}
+            Undo::Tun(_) | Undo::Gateway(_) | Undo::Exclude(_) | Undo::Netns(_) => {}
         }
     }
 }
@@ -363,6 +452,14 @@ impl NetConfig {
         under: &Underlay,
     ) -> io::Result<()> {
         self.journal.record(Undo::Tun(name.to_string()))?;
+        if let Ok(g) = s.gateway.parse::<IpAddr>() {
+            self.journal.record(Undo::Gateway(g))?;
+        }
+        for r in s.routes.iter().filter(|r| r.via == Via::Underlay) {
+            if r.dst != Prefix::host(s.gateway.parse().unwrap_or(r.dst.addr)) {
+                self.journal.record(Undo::Exclude(r.dst))?;
+            }
+        }
         self.handle
             .link()
             .set(LinkUnspec::new_with_index(index).mtu(s.mtu).up().build())
@@ -462,7 +559,16 @@ impl NetConfig {
         }
         let orig = std::fs::read(path).unwrap_or_default();
         let backup = self.dir.join(RESOLV_BACKUP);
-        std::fs::write(&backup, &orig)?;
+        match std::fs::remove_file(&backup) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut b = open_state(
+            &backup,
+            std::fs::OpenOptions::new().write(true).create_new(true),
+        )?;
+        b.write_all(&orig)?;
+        b.sync_all()?;
         self.journal.record(Undo::Resolv(backup))?;
         let text = resolv_conf(&String::from_utf8_lossy(&orig), s);
         write_in_place(path, text.as_bytes())?;

@@ -58,13 +58,13 @@ pub fn script_env(
     if !n4.is_empty() {
         set("INTERNAL_IP4_NBNS", n4);
     }
-    let mut domains = cfg.cisco.default_domain.iter().cloned().collect::<Vec<_>>();
-    domains.extend(cfg.domains.iter().cloned());
+    let domains = crate::dns::names(cfg.cisco.default_domain.iter().chain(&cfg.domains));
     if !domains.is_empty() {
         set("CISCO_DEF_DOMAIN", domains.join(" "));
     }
-    if !cfg.cisco.split_dns.is_empty() {
-        set("CISCO_SPLIT_DNS", cfg.cisco.split_dns.join(","));
+    let split = crate::dns::names(&cfg.cisco.split_dns);
+    if !split.is_empty() {
+        set("CISCO_SPLIT_DNS", split.join(","));
     }
     if let Some(b) = &cfg.cisco.banner {
         set("CISCO_BANNER", b.clone());

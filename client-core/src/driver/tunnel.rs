@@ -119,9 +119,8 @@ impl Tunnel {
             .max(576);
         self.mtu = mtu;
         let routes = crate::routes::plan(cfg, gateway, &under.lan, &opts.routes);
-        let mut search = Vec::new();
-        search.extend(cfg.cisco.default_domain.iter().cloned());
-        search.extend(cfg.domains.iter().cloned());
+        // Gateway-supplied names are checked before they reach the resolver.
+        let search = crate::dns::names(cfg.cisco.default_domain.iter().chain(&cfg.domains));
         let full_tunnel = routes
             .iter()
             .any(|r| r.via == crate::routes::Via::Tunnel && r.dst.len == 1);
@@ -135,7 +134,7 @@ impl Tunnel {
                 Vec::new()
             },
             search,
-            split_dns: cfg.cisco.split_dns.clone(),
+            split_dns: crate::dns::names(&cfg.cisco.split_dns),
             full_tunnel,
             gateway: gateway.to_string(),
         };
