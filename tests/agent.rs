@@ -60,6 +60,8 @@ fn exe(name: &str) -> String {
 /// Starts acclientd in the client namespace for `group`; waits for its socket.
 fn start_agent(lab: &mut Lab, group: &str) -> u32 {
     let state = lab.state_dir();
+    // A killed agent's socket stays behind: wait for the new one.
+    let _ = std::fs::remove_file(state.join("acclientd.sock"));
     let pid = lab.spawn_bg(
         "agent",
         Command::new("ip")
@@ -296,4 +298,57 @@ fn unit_file_verifies() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The agent killed with SIGKILL mid-session: started again, it puts the
+/// routes, addresses and DNS back exactly (its journal), and serves again.
+#[test]
+fn agent_killed_then_restarted_restores() {
+    let mut lab = lab_or_skip!("agentkill");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let before = lab.client_net_state();
+    let pid = start_agent(&mut lab, "root");
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--background",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let during = lab.client_net_state();
+    assert!(during.contains("nameserver 203.0.113.53"), "{during}");
+    assert!(during.contains("198.51.100.1 dev veth-cl"), "{during}");
+    lab.signal(pid, "-KILL");
+    let left = lab.client_net_state();
+    assert_ne!(
+        left, before,
+        "a crash leaves the host route and DNS: {left}"
+    );
+    start_agent(&mut lab, "root");
+    assert!(
+        lab.wait_for("agent", "put back", 10),
+        "{}",
+        lab.log_of("agent")
+    );
+    assert_eq!(lab.client_net_state(), before, "restored exactly");
+    let (code, out, _, _) = lab.acclient(&["state"], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("state: Idle"), "{out}");
 }

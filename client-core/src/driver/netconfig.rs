@@ -237,7 +237,11 @@ pub async fn replay_journal(dir: &Path) -> io::Result<usize> {
         Err(e) => return Err(e),
     };
     let handle = connect()?;
-    let n = ops.len();
+    // Changes to the machine; the gateway / netns / tun lines only inform.
+    let n = ops
+        .iter()
+        .filter(|o| matches!(o, Undo::Route { .. } | Undo::Resolv(_)))
+        .count();
     if n > 0 {
         info!("restoring the network settings a previous acclient run left ({n} changes)");
     }
