@@ -254,6 +254,9 @@ fn connect_until_signal_then_clean_disconnect() {
             "--cafile",
             &ca,
         ])
+        // Its own state directory, never the machine's /run/acclient
+        // (it failed once while another acclient ran on the machine).
+        .env("ACCLIENT_STATE_DIR", lab.state_dir())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
