@@ -59,21 +59,17 @@ fn exe(name: &str) -> String {
 
 /// Starts acclientd in the client namespace for `group`; waits for its socket.
 fn start_agent(lab: &mut Lab, group: &str) -> u32 {
+    start_agent_bin(lab, group, &exe("acclientd"))
+}
+
+fn start_agent_bin(lab: &mut Lab, group: &str, acclientd: &str) -> u32 {
     let state = lab.state_dir();
     // A killed agent's socket stays behind: wait for the new one.
     let _ = std::fs::remove_file(state.join("acclientd.sock"));
     let pid = lab.spawn_bg(
         "agent",
         Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.cl,
-                &exe("acclientd"),
-                "-v",
-                "--group",
-                group,
-            ])
+            .args(["netns", "exec", &lab.cl, acclientd, "-v", "--group", group])
             .env("ACCLIENT_STATE_DIR", &state),
     );
     let sock = state.join("acclientd.sock");
@@ -86,11 +82,11 @@ fn start_agent(lab: &mut Lab, group: &str) -> u32 {
 }
 
 /// `acclient ARGS` as `user` in the client namespace; (exit, stdout+stderr).
-fn as_user(lab: &Lab, user: &str, args: &[&str], stdin: &str) -> (i32, String) {
+fn as_user_bin(lab: &Lab, user: &str, args: &[&str], stdin: &str, acclient: &str) -> (i32, String) {
     let mut c = Command::new("ip")
         .args(["netns", "exec", &lab.cl, "runuser", "-u", user, "--", "env"])
         .arg(format!("ACCLIENT_STATE_DIR={}", lab.state_dir().display()))
-        .arg(exe("acclient"))
+        .arg(acclient)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -122,15 +118,27 @@ fn pki_readable() {
 /// The whole journey of a user in the group, and a refusal for one outside it.
 #[test]
 fn user_in_group_connects_in_background_and_disconnects() {
-    let mut lab = lab_or_skip!("agent");
-    let tag = std::process::id() % 100000;
+    let lab = lab_or_skip!("agent");
+    journey(lab, &exe("acclient"), &exe("acclientd"));
+}
+
+/// The journey with the given binaries (the build's, or the package's).
+fn journey(mut lab: Lab, acclient: &str, acclientd: &str) {
+    let as_user = |lab: &Lab, u: &str, a: &[&str], i: &str| as_user_bin(lab, u, a, i, acclient);
+    // Unique per test (the package test runs the same journey in parallel).
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tag = format!(
+        "{}{}",
+        std::process::id() % 100000,
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
     let group = format!("aclt{tag}");
     let member = Account::new(&format!("aclu{tag}"), Some(&group));
     let outsider = Account::new(&format!("aclo{tag}"), None);
     pki_readable();
     lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
     let before = lab.client_net_state();
-    start_agent(&mut lab, &group);
+    start_agent_bin(&mut lab, &group, acclientd);
     let ca = lab.ca("ca.crt");
     let connect = [
         "connect",
@@ -351,4 +359,69 @@ fn agent_killed_then_restarted_restores() {
     let (code, out, _, _) = lab.acclient(&["state"], "");
     assert_eq!(code, 0);
     assert!(out.contains("state: Idle"), "{out}");
+}
+
+/// The Debian package (packaging/build-deb, run by scripts/test as root):
+/// `dpkg -i` installs it, `systemd-analyze verify` accepts the installed
+/// unit, the installed binaries do the whole journey; then it is removed.
+#[test]
+fn deb_installs_and_its_binaries_work() {
+    let lab = lab_or_skip!("agentdeb");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap()
+                .ancestors()
+                .nth(3)
+                .unwrap()
+                .to_path_buf()
+        })
+        .join("debian");
+    let deb = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+    });
+    let Some(deb) = deb else {
+        return eprintln!(
+            "SKIPPED: no .deb in {} (scripts/test builds it with packaging/build-deb as root)",
+            dir.display()
+        );
+    };
+    must(&format!("dpkg -i {}", deb.display()));
+    struct Remove;
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = sh("dpkg -r acclient");
+        }
+    }
+    let _remove = Remove;
+    for f in [
+        "/usr/bin/acclient",
+        "/usr/bin/acclientd",
+        "/lib/systemd/system/acclientd.service",
+        "/usr/lib/sysusers.d/acclient.conf",
+        "/usr/share/man/man1/acclient.1",
+        "/usr/share/bash-completion/completions/acclient",
+    ] {
+        assert!(std::path::Path::new(f).exists(), "{f} installed");
+    }
+    let o = sh("getent group acclient");
+    assert!(o.status.success(), "the package made group acclient");
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let o = sh("systemd-analyze verify /lib/systemd/system/acclientd.service");
+        assert!(
+            o.status.success() && o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let size = std::fs::metadata("/usr/bin/acclient").unwrap().len();
+    assert!(size < 40 << 20, "stripped: {size} bytes");
+    journey(lab, "/usr/bin/acclient", "/usr/bin/acclientd");
 }

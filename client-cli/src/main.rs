@@ -87,6 +87,12 @@ enum Cmd {
     Disconnect,
     /// What the agent is doing: Idle, Connecting, Established, Disconnecting.
     State,
+    /// Write man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (man/ and completions/ are made in it).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -299,6 +305,7 @@ fn main() {
             rt.block_on(connect_cmd(a))
         }
         Cmd::Disconnect => rt().block_on(agent_client::disconnect()),
+        Cmd::GenerateDocs { dir } => generate_docs(&dir).map(|_| 0),
         Cmd::State => rt().block_on(agent_client::state()),
         Cmd::Probe(a) => {
             let a = *a;
@@ -861,6 +868,26 @@ fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
         writeln!(w)?;
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Man pages (one per subcommand, clap_mangen) and bash / zsh / fish
+/// completions (clap_complete) for the package.
+fn generate_docs(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    let cmd = Cli::command();
+    clap_mangen::generate_to(cmd.clone(), &man)?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "acclient", &comp)?;
+    }
+    Ok(())
 }
 
 /// `acclient connect`: through acclientd when it runs (any user in group
