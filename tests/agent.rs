@@ -425,3 +425,59 @@ fn deb_installs_and_its_binaries_work() {
     assert!(size < 40 << 20, "stripped: {size} bytes");
     journey(lab, "/usr/bin/acclient", "/usr/bin/acclientd");
 }
+
+/// SIGTERM to the agent (systemctl stop) with a session up: DELETE to the
+/// gateway and everything put back before it exits; a watcher sees stats.
+#[test]
+fn agent_sigterm_disconnects_cleanly() {
+    let mut lab = lab_or_skip!("agentterm");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--tun",
+        "acgw0",
+        "--dns",
+        "203.0.113.53",
+    ]);
+    let before = lab.client_net_state();
+    let pid = start_agent(&mut lab, "root");
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--background",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    // A watcher gets the stats events (about once a second).
+    let s =
+        std::os::unix::net::UnixStream::connect(lab.state_dir().join("acclientd.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    writeln!(w, "{}", serde_json::json!({"type": "hello", "version": 1})).unwrap();
+    writeln!(w, "{}", serde_json::json!({"type": "watch"})).unwrap();
+    let stats = BufReader::new(s)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("\"stats\""));
+    assert!(
+        stats.is_some_and(|l| l.contains("\"version\":1")),
+        "a stats event"
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("agent"));
+    assert!(
+        lab.wait_acgw("received DELETE for IKE_SA", 5),
+        "{}",
+        lab.acgw_log()
+    );
+    assert_eq!(lab.client_net_state(), before);
+}

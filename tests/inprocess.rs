@@ -41,8 +41,8 @@ fn on_terminal(lab: &Lab, args: &str, input: &str) -> String {
 }
 
 /// A banner refused at the prompt: DELETE, everything put back, exit 2. While
-/// the banner waits 6 s on the terminal, pings through the tunnel flow and
-/// the status socket answers: nothing blocks the runtime.
+/// the banner waits 10 s on the terminal, pings through the tunnel flow and
+/// the gateway's DPD requests are answered: nothing blocks the runtime.
 #[test]
 fn banner_waits_without_stalling_then_refused_cleanly() {
     let mut lab = lab_or_skip!("ipbanner");
@@ -56,6 +56,8 @@ fn banner_waits_without_stalling_then_refused_cleanly() {
         "acgw0",
         "--banner",
         "Authorized use only.",
+        "--dpd",
+        "2",
     ]);
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
@@ -74,7 +76,7 @@ fn banner_waits_without_stalling_then_refused_cleanly() {
     let out = on_terminal(
         &lab,
         &args,
-        "sleep 2; printf 'pw\\r'; sleep 6; printf 'n\\r'; sleep 3",
+        "sleep 2; printf 'pw\\r'; sleep 10; printf 'n\\r'; sleep 3",
     );
     let pings = ping.join().unwrap();
     assert!(out.contains("Banner from the gateway"), "{out}");
@@ -83,6 +85,12 @@ fn banner_waits_without_stalling_then_refused_cleanly() {
     assert!(
         pings.contains("5 received"),
         "pings while the banner waited: {pings}\n{out}"
+    );
+    // The gateway's DPD requests (every 2 s) were answered while it waited.
+    assert!(
+        lab.acgw_log().matches("DPD response").count() >= 3,
+        "{}",
+        lab.acgw_log()
     );
     assert!(
         lab.wait_acgw("received DELETE for IKE_SA", 5),

@@ -262,7 +262,13 @@ pub(crate) async fn connect(
                     return Ok(1);
                 }
             }
-            Reply::Ok | Reply::Hello { .. } | Reply::State { .. } | Reply::Status { .. } => {}
+            Reply::Event {
+                event: Event::Stats { .. },
+            }
+            | Reply::Ok
+            | Reply::Hello { .. }
+            | Reply::State { .. }
+            | Reply::Status { .. } => {}
         }
     }
 }

@@ -1560,20 +1560,14 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
 fn control_socket(cmd: mpsc::UnboundedSender<Command>) -> Option<PathBuf> {
     use tokio::io::AsyncWriteExt;
     let dir = driver::netconfig::state_dir();
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        tracing::warn!("no status socket: {}: {e}", dir.display());
-        return None;
-    }
-    let path = dir.join("control.sock");
-    let _ = std::fs::remove_file(&path);
-    let l = match tokio::net::UnixListener::bind(&path) {
-        Ok(l) => l,
+    // Root-only from the start (bound in a private directory, then renamed).
+    let (l, path) = match driver::bind_unix(&dir, "control.sock", 0o600, None) {
+        Ok(x) => x,
         Err(e) => {
-            tracing::warn!("no status socket at {}: {e}", path.display());
+            tracing::warn!("no status socket in {}: {e}", dir.display());
             return None;
         }
     };
-    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
     tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
             let (tx, rx) = tokio::sync::oneshot::channel();

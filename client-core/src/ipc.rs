@@ -233,6 +233,11 @@ pub enum Event {
         /// The snapshot.
         status: Box<serde_json::Value>,
     },
+    /// About once a second while established: the status snapshot.
+    Stats {
+        /// The snapshot.
+        status: Box<serde_json::Value>,
+    },
     /// The session ended.
     Disconnected {
         /// Why, for the user.

@@ -530,3 +530,41 @@ fn rekeys_wait_for_the_window() {
     assert_eq!(req.exchange(), ExchangeType::CREATE_CHILD_SA);
     assert_eq!(req.header.message_id, probe.header.message_id + 1);
 }
+
+/// A rekey answer goes through the rule table like every other message
+/// (it once skipped it): two SA payloads end the session as a protocol
+/// error, not as a rekey.
+// CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, TSi, TSr } -->   <-- { SA, SA, Nr, TSi, TSr }
+#[test]
+fn rekey_response_breaking_the_rules_is_refused() {
+    let mut p = Pair::new(psk_settings());
+    p.connect_psk();
+    p.client.rekey_child(p.now);
+    p.advance(Duration::ZERO);
+    let req = p.recv();
+    let chosen = p.gw.child_answer(&sa_of(&req.payloads()), 0x5151_0002);
+    let nr = [0x42u8; 32];
+    let ts = TsPayload {
+        selectors: vec![TrafficSelector::any_v4()],
+    };
+    let a = p.gw.respond(
+        &req,
+        &[
+            Payload::from(PayloadBody::Sa(chosen.clone())),
+            Payload::from(PayloadBody::Sa(chosen)),
+            Payload::from(PayloadBody::Nonce(&nr)),
+            Payload::from(PayloadBody::TsI(ts.clone())),
+            Payload::from(PayloadBody::TsR(ts)),
+        ],
+    );
+    p.deliver(a);
+    assert_eq!(p.client.stats().child_rekeys, 0);
+    let r = reason(&mut p).unwrap();
+    assert!(
+        matches!(
+            r,
+            DisconnectReason::PeerMisbehaved(acclient_core::PeerMisbehaved::PayloadRules { .. })
+        ),
+        "{r}"
+    );
+}

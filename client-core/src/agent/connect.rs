@@ -320,7 +320,21 @@ async fn pump(
     cmd: mpsc::UnboundedSender<Command>,
     host: String,
 ) {
-    while let Some(e) = ev.recv().await {
+    // While established, the front ends get a stats event about once a
+    // second (the desktop app's statistics window refreshes from it).
+    let mut tick = tokio::time::interval(STATS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let e = tokio::select! {
+            e = ev.recv() => match e {
+                Some(e) => e,
+                None => break,
+            },
+            _ = tick.tick() => {
+                stats(&state, &cmd).await;
+                continue;
+            }
+        };
         let event = match e {
             CoreEvent::Progress(p) => match progress_text(&p, &host) {
                 Some(text) => Event::Progress { text },
@@ -400,6 +414,34 @@ async fn pump(
             None => continue,
         };
         send_all(&targets, Reply::Event { event });
+    }
+}
+
+/// How often an established session's stats go to its front ends.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// Sends the status snapshot as a stats event, when established and someone listens.
+async fn stats(state: &State, cmd: &mpsc::UnboundedSender<Command>) {
+    let wanted = lock(state)
+        .active
+        .as_ref()
+        .is_some_and(|a| a.phase == Phase::Established && !targets_of(a).is_empty());
+    if !wanted {
+        return;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if cmd.send(Command::Status(tx)).is_err() {
+        return;
+    }
+    let Ok(st) = rx.await else { return };
+    let status = Box::new(serde_json::to_value(st).unwrap_or_default());
+    if let Some(a) = lock(state).active.as_ref() {
+        send_all(
+            &targets_of(a),
+            Reply::Event {
+                event: Event::Stats { status },
+            },
+        );
     }
 }
 

@@ -16,12 +16,11 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -91,26 +90,6 @@ pub fn prepare_state_dir(dir: &Path) -> io::Result<()> {
     driver::netconfig::check_state_dir(dir)
 }
 
-/// Binds `dir/acclientd.sock` owned root:`gid`, mode 0660, from the start:
-/// bound inside a fresh 0700 directory, given its owner and mode there,
-/// then renamed into place.
-fn bind_socket(dir: &Path, gid: Option<u32>) -> io::Result<(UnixListener, PathBuf)> {
-    let final_path = dir.join(ipc::SOCKET);
-    let private = dir.join(format!(".sock-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&private);
-    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
-    let tmp = private.join(ipc::SOCKET);
-    let l = UnixListener::bind(&tmp)?;
-    if let Some(g) = gid {
-        nix::unistd::chown(&tmp, None, Some(nix::unistd::Gid::from_raw(g)))
-            .map_err(io::Error::from)?;
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))?;
-    std::fs::rename(&tmp, &final_path)?;
-    let _ = std::fs::remove_dir(&private);
-    Ok((l, final_path))
-}
-
 /// Tells systemd we are ready (`Type=notify`): one datagram to
 /// `$NOTIFY_SOCKET`, if set.
 fn sd_notify(msg: &str) {
@@ -152,7 +131,7 @@ pub async fn run(opts: AgentOptions) -> io::Result<()> {
             opts.group
         );
     }
-    let (listener, path) = bind_socket(&opts.state_dir, gid)?;
+    let (listener, path) = driver::bind_unix(&opts.state_dir, ipc::SOCKET, 0o660, gid)?;
     info!("listening on {}", path.display());
     sd_notify("READY=1\nSTATUS=waiting for front ends");
     let state: State = Arc::default();

@@ -44,6 +44,36 @@ pub use status::{
 };
 pub use tunnel::Tunnel;
 
+/// Binds the Unix socket `dir/name` with its final owner group `gid` and
+/// `mode` from the start: bound inside a fresh 0700 directory, given its
+/// group and mode there, then renamed into place — there is no moment when
+/// anyone else could connect (a bind-then-chmod leaves one).
+pub fn bind_unix(
+    dir: &std::path::Path,
+    name: &str,
+    mode: u32,
+    gid: Option<u32>,
+) -> io::Result<(tokio::net::UnixListener, PathBuf)> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let final_path = dir.join(name);
+    let private = dir.join(format!(".{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let tmp = private.join(name);
+    let r = (|| {
+        let l = tokio::net::UnixListener::bind(&tmp)?;
+        if let Some(g) = gid {
+            nix::unistd::chown(&tmp, None, Some(nix::unistd::Gid::from_raw(g)))
+                .map_err(io::Error::from)?;
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, &final_path)?;
+        Ok((l, final_path))
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    r
+}
+
 /// A log writer for stderr that never fails: a closed stderr (`2>&1 |
 /// head -1`, a closed terminal) must not panic the logger and skip a
 /// teardown. For `tracing_subscriber::fmt().with_writer(|| QuietStderr)`.
