@@ -90,3 +90,42 @@ fn broken_profile_reports_line_and_column() {
     assert!(err.contains("bad.xml") && err.contains("line 3"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Usage errors exit 64, never a real outcome's code (2 is authentication
+/// failed), and options of one subcommand given to the other are refused by
+/// name instead of ignored. No network, no root.
+#[test]
+fn usage_errors_have_their_own_exit_code() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["connect", "--bogus"]);
+    assert_eq!(code, Some(64), "{err}");
+    let (code, err) = run(&["connect"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("give --server ADDR"), "{err}");
+    let (code, err) = run(&["connect", "--server", "127.0.0.1", "--json"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("--json is an option of `acclient probe`"),
+        "{err}"
+    );
+    let (code, err) = run(&["probe", "--server", "127.0.0.1", "--background"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("--background is an option of `acclient connect`"),
+        "{err}"
+    );
+    let (code, err) = run(&["probe", "--server", "127.0.0.1", "--host", "ASA"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--host names an entry of --profile"), "{err}");
+    let (code, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+}

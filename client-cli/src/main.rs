@@ -262,8 +262,75 @@ fn apply_numeric_flags(s: &mut Settings, a: &ConnectArgs) {
     s.dpd_interval = (a.dpd > 0).then(|| Duration::from_secs(a.dpd));
 }
 
+/// Exit code of a usage error (sysexits' EX_USAGE): never one of the real
+/// outcomes 0..=7 (clap's own 2 is "authentication failed" here).
+const EXIT_USAGE: i32 = 64;
+
+/// A mistake in the command line found after parsing (a missing target,
+/// options that do not go together): exits with [`EXIT_USAGE`].
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Usage(msg.into()).into()
+}
+
+/// Options of one subcommand given to the other are an error, not ignored.
+fn check_mode(a: &ConnectArgs, connect: bool) -> Result<()> {
+    if a.host.is_some() && a.profile.is_none() {
+        return Err(usage(
+            "--host names an entry of --profile; without a profile give the gateway with --server",
+        ));
+    }
+    if connect {
+        for (set, name) in [
+            (a.json, "--json"),
+            (a.hold > 0, "--hold"),
+            (a.ping.is_some(), "--ping"),
+        ] {
+            if set {
+                return Err(usage(format!(
+                    "{name} is an option of `acclient probe`, not of `connect` (use `acclient status --json` for a running session)"
+                )));
+            }
+        }
+    } else {
+        for (set, name) in [
+            (a.background, "--background"),
+            (a.no_agent, "--no-agent"),
+            (a.script.is_some(), "--script"),
+            (!a.split_include.is_empty(), "--split-include"),
+            (!a.split_exclude.is_empty(), "--split-exclude"),
+            (a.no_dns, "--no-dns"),
+            (a.mtu.is_some(), "--mtu"),
+        ] {
+            if set {
+                return Err(usage(format!(
+                    "{name} is an option of `acclient connect` (probe sets up no tunnel device)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.exit_code() == 0 { 0 } else { EXIT_USAGE };
+            let _ = e.print();
+            std::process::exit(code)
+        }
+    };
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -313,11 +380,15 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            rt.block_on(probe(a))
+            check_mode(&a, false).and_then(|_| rt.block_on(probe(a)))
         }
     };
     match code {
         Ok(c) => std::process::exit(c),
+        Err(e) if e.downcast_ref::<Usage>().is_some() => {
+            eprintln!("acclient: {e:#}");
+            std::process::exit(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("acclient: {e:#}");
             std::process::exit(1)
@@ -600,7 +671,7 @@ fn plan(a: &ConnectArgs) -> Result<Plan> {
             )
         }
         (None, Some(s)) => (s.clone(), s.clone(), None, None, a.anyconnect, None),
-        (None, None) => bail!("give --server ADDR, or --profile FILE --host NAME"),
+        (None, None) => return Err(usage("give --server ADDR, or --profile FILE [--host NAME]")),
     };
     let gateway = resolve(&addr)?;
     let psk = match &a.psk_file {
@@ -893,6 +964,7 @@ fn generate_docs(dir: &std::path::Path) -> Result<()> {
 /// `acclient connect`: through acclientd when it runs (any user in group
 /// acclient), else in this process (root only).
 async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
+    check_mode(&a, true)?;
     if !a.no_agent {
         match agent_client::Agent::open().await {
             Ok(agent) => return connect_via_agent(agent, a).await,
@@ -1203,10 +1275,8 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         None
     };
     let started = Instant::now();
-    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            .unwrap_or(false);
+    // The effective uid decides (ports 500/4500 need it), never $USER.
+    let is_root = nix::unistd::geteuid().is_root();
     let ike_port = a.source_port.unwrap_or(if is_root { 500 } else { 0 });
     let nat_port = if ike_port == 500 { 4500 } else { 0 };
     let socks = Sockets::bind(p.gateway, 4500, a.source, ike_port, nat_port)
@@ -1778,9 +1848,7 @@ fn print_connected(
     if !cfg.domains.is_empty() {
         println!("  domains:     {}", cfg.domains.join(", "));
     }
-    if let Some(b) = &cfg.cisco.banner {
-        println!("  banner:      {b}");
-    }
+    // The banner was shown (and accepted) when it arrived: not again here.
     println!(
         "  local TS:    {}",
         list(cfg.ts_local.iter().map(|t| t.to_string()).collect())

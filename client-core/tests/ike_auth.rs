@@ -177,6 +177,13 @@ fn eap_mschapv2_login() {
             .any(|e| matches!(e, Event::Progress(acclient_core::Progress::GatewayAuthenticated { scheme, .. }) if scheme == "ECDSA_WITH_SHA256")),
         "{ev:?}"
     );
+    // The method by its name, not a Debug spelling ("MsChapV2").
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Progress(acclient_core::Progress::Eap(m)) if m == "MSCHAPv2")
+        ),
+        "{ev:?}"
+    );
     let r1 = p.recv();
     let e = eap_of(&r1.payloads());
     assert_eq!((e[0], e[1], e[4]), (2, 0x21, 26), "Response/MSCHAPv2");
@@ -306,6 +313,13 @@ fn anyconnect_two_rounds() {
     );
     p.deliver(resp);
     let r = p.recv();
+    let ev = p.events();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Progress(acclient_core::Progress::Eap(m)) if m == "AnyConnect")
+        ),
+        "an EAP progress line for AnyConnect hosts too: {ev:?}"
+    );
     let init_xml = xml_of(&eap_of(&r.payloads()));
     assert!(init_xml.contains("type=\"init\""), "{init_xml}");
     assert!(init_xml.contains("<group-select>ENG</group-select>"));

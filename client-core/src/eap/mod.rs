@@ -41,6 +41,19 @@ pub enum EapType {
 }
 
 impl EapType {
+    /// The method's usual name, for progress lines ("MSCHAPv2", not a Debug name).
+    pub fn name(self) -> String {
+        match self {
+            EapType::Identity => "Identity".into(),
+            EapType::Notification => "Notification".into(),
+            EapType::Nak => "Nak".into(),
+            EapType::Md5 => "MD5".into(),
+            EapType::Gtc => "GTC".into(),
+            EapType::MsChapV2 => "MSCHAPv2".into(),
+            EapType::Other(o) => format!("type {o}"),
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             1 => EapType::Identity,

@@ -165,7 +165,7 @@ impl Session {
             proposal: d.suite.name(),
             nat: d.nat.any(),
         }));
-        info!("IKE_SA_INIT done: {}", d.suite.name());
+        debug!("IKE_SA_INIT done: {}", d.suite.name());
         self.state = State::Authenticating;
         let auth = IkeAuth::start(&mut ctx!(self, now), d.msg1, d.msg2, d.ni, d.nr);
         self.task = Some(Task::Auth(auth));

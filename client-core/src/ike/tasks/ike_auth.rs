@@ -630,7 +630,7 @@ impl IkeAuth {
                 return Ok(Err((summary, reason)));
             }
         }
-        info!("authentication of '{idr}' with {scheme} successful");
+        tracing::debug!("authentication of '{idr}' with {scheme} successful");
         Ok(Ok(scheme.to_string()))
     }
 }

@@ -26,8 +26,8 @@ pub(crate) enum EapMethod {
         peer: EapPeer,
         password: Option<Secret>,
     },
-    /// EAP-AnyConnect.
-    AnyConnect(Box<AnyConnectPeer>),
+    /// EAP-AnyConnect; `announced` once its progress line went out.
+    AnyConnect(Box<AnyConnectPeer>, bool),
 }
 
 /// What a pending prompt will resume.
@@ -74,11 +74,10 @@ impl EapMethod {
                     version: a.version.clone(),
                     device_id: a.device_id.clone(),
                 };
-                Some(EapMethod::AnyConnect(Box::new(AnyConnectPeer::new(
-                    me,
-                    a.group.clone(),
-                    a.resume.clone(),
-                ))))
+                Some(EapMethod::AnyConnect(
+                    Box::new(AnyConnectPeer::new(me, a.group.clone(), a.resume.clone())),
+                    false,
+                ))
             }
             AuthMethod::Psk(_) => None,
         }
@@ -87,7 +86,7 @@ impl EapMethod {
     /// The AnyConnect dialogue, if that is the method.
     pub(crate) fn anyconnect(&self) -> Option<&AnyConnectPeer> {
         match self {
-            EapMethod::AnyConnect(p) => Some(p),
+            EapMethod::AnyConnect(p, _) => Some(p),
             EapMethod::Standard { .. } => None,
         }
     }
@@ -110,7 +109,7 @@ impl EapMethod {
                 if before != after {
                     if let Some(m) = after {
                         ctx.events
-                            .push_back(Event::Progress(Progress::Eap(format!("{m:?}"))));
+                            .push_back(Event::Progress(Progress::Eap(m.name())));
                     }
                 }
                 match step {
@@ -125,8 +124,12 @@ impl EapMethod {
                     Step::Protocol(m) => EapStep::Failed(PeerMisbehaved::Eap(m).into()),
                 }
             }
-            EapMethod::AnyConnect(peer) => {
+            EapMethod::AnyConnect(peer, announced) => {
                 debug!("EAP-AnyConnect: {}", crate::eap::describe(msg));
+                if !std::mem::replace(announced, true) {
+                    ctx.events
+                        .push_back(Event::Progress(Progress::Eap("AnyConnect".into())));
+                }
                 match peer.handle(msg) {
                     AcStep::Respond(r) => EapStep::Send(r),
                     AcStep::CertRequest => EapStep::CertRequest,
@@ -174,7 +177,7 @@ impl EapMethod {
                 Ok(self.handle(ctx, &eap))
             }
             (Resume::Form, Answer::Form(answers)) => match self {
-                EapMethod::AnyConnect(peer) => match peer.answer(&answers.0) {
+                EapMethod::AnyConnect(peer, _) => match peer.answer(&answers.0) {
                     Ok(eap) => Ok(EapStep::Send(eap.expose().to_vec())),
                     Err(_) => Err((Resume::Form, ApiMisuse::NoPrompt)),
                 },
@@ -187,7 +190,7 @@ impl EapMethod {
                 ),
             )),
             (Resume::HostScan, Answer::HostScan(true)) => match self {
-                EapMethod::AnyConnect(peer) => match peer.host_scan_done() {
+                EapMethod::AnyConnect(peer, _) => match peer.host_scan_done() {
                     Ok(eap) => Ok(EapStep::Send(eap)),
                     Err(_) => Err((Resume::HostScan, ApiMisuse::NoPrompt)),
                 },
@@ -200,7 +203,7 @@ impl EapMethod {
     /// The certificate TLVs for a `<client-cert-request/>` (AnyConnect).
     pub(crate) fn cert_reply(&mut self, pkcs7: &[u8], signature: &[u8]) -> Option<Vec<u8>> {
         match self {
-            EapMethod::AnyConnect(p) => p.cert_reply(pkcs7, signature).ok(),
+            EapMethod::AnyConnect(p, _) => p.cert_reply(pkcs7, signature).ok(),
             EapMethod::Standard { .. } => None,
         }
     }
