@@ -1045,8 +1045,8 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
             Some(read_limited(f, 1 << 20).with_context(|| format!("cannot read {}", f.display()))?);
     }
     for pin in &a.servercert {
-        if !pin.starts_with("pin-sha256:") && !pin.starts_with("pin-sha512:") {
-            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused) or pin-sha512:, got {pin:?}");
+        if !acclient_core::crypto::sig::is_pin(pin) {
+            return Err(usage(format!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused), pin-sha512:, or the certificate's SHA-256 fingerprint in hex; got {pin:?}")));
         }
         req.pins.push(pin.clone());
     }
@@ -1139,6 +1139,10 @@ impl LocalAnswers {
                         "Refused (non-interactive). To trust it, pass --servercert {}",
                         summary.pin
                     );
+                    eprintln!(
+                        "  (or its SHA-256 fingerprint: --servercert {})",
+                        summary.sha256
+                    );
                 }
                 Answer::Accept(yes)
             }
@@ -1220,6 +1224,7 @@ impl agent_client::Answers for CliAnswers {
                     remember_pin(&self.p, pin);
                 } else if !self.interactive {
                     eprintln!("Refused (non-interactive). To trust it, pass --servercert {pin}");
+                    eprintln!("  (or its SHA-256 fingerprint: --servercert {sha256})");
                 }
                 A::Accept { yes }
             }
@@ -1322,8 +1327,8 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         }
     };
     for pin in &a.servercert {
-        if !pin.starts_with("pin-sha256:") && !pin.starts_with("pin-sha512:") {
-            bail!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused) or pin-sha512:, got {pin:?}");
+        if !acclient_core::crypto::sig::is_pin(pin) {
+            return Err(usage(format!("--servercert takes pin-sha256:BASE64 (as printed when a certificate is refused), pin-sha512:, or the certificate's SHA-256 fingerprint in hex; got {pin:?}")));
         }
         s.trust.pins.push(pin.clone());
     }

@@ -473,9 +473,21 @@ fn anyconnect_two_rounds() {
 #[test]
 fn untrusted_certificate_prompt() {
     for accept in [false, true] {
+        // A CA we trust that did not sign the gateway's certificate.
+        let other = {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "Some Other CA");
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
         let mut p = Pair::with(Gateway::new(), |gw| {
             let mut s = eap_settings(gw);
             s.trust.pins.clear();
+            s.trust.anchors = vec![other.clone()];
+            s.trust.unix_time = 1_900_000_000;
             s
         });
         let init = p.sent_one();
@@ -507,10 +519,12 @@ fn untrusted_certificate_prompt() {
         );
         p.deliver(resp);
         let ev = p.events();
-        let [(id, PromptKind::TrustCertificate { summary, .. })] = &prompts(&ev)[..] else {
+        let [(id, PromptKind::TrustCertificate { summary, reason })] = &prompts(&ev)[..] else {
             panic!("a trust prompt: {ev:?}")
         };
         assert_eq!(summary.pin, pin_of(&cert));
+        // Why, in words (it once said `certificate not trusted (RequiredEkuNotFoundContext(…))`).
+        assert!(reason.starts_with("unknown issuer"), "{reason}");
         assert_eq!(
             p.client.answer(
                 p.now,
@@ -539,4 +553,54 @@ fn untrusted_certificate_prompt() {
             assert_eq!(p.recv().types(), [PayloadType::DELETE]);
         }
     }
+}
+
+/// `--servercert` with the certificate's SHA-256 fingerprint (what the trust
+/// prompt shows, colons allowed) trusts it like its pin-sha256 does.
+#[test]
+fn sha256_fingerprint_pins_the_certificate() {
+    let mut p = Pair::with(Gateway::new(), |gw| {
+        let mut s = eap_settings(gw);
+        let fp = acclient_core::crypto::sig::summarize(&gw.cert)
+            .unwrap()
+            .sha256;
+        let with_colons: Vec<String> = fp
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).to_uppercase())
+            .collect();
+        s.trust.pins = vec![with_colons.join(":")];
+        s
+    });
+    let init = p.sent_one();
+    let a = p.gw.sa_init_response(&init);
+    p.deliver_500(a);
+    let req = p.recv();
+    let idr = gw_id();
+    let sig = p.gw.sig_auth(&idr);
+    let cert = p.gw.cert.clone();
+    let mut ms = vec![1u8, 7, 0, 0, 16];
+    ms.extend_from_slice(&[0x11; 16]);
+    let l = ms.len() as u16;
+    ms[2..4].copy_from_slice(&l.to_be_bytes());
+    let eap_req = eap(1, 1, 26, &ms);
+    let resp = p.gw.respond(
+        &req,
+        &[
+            acclient_core::wire::Payload::from(PayloadBody::IdR(idr.clone())),
+            cert_payload(&cert),
+            acclient_core::wire::Payload::from(PayloadBody::Auth(Auth {
+                method: AuthMethod::ECDSA_SHA256_P256,
+                data: &sig,
+            })),
+            acclient_core::wire::Payload::from(PayloadBody::Eap(&eap_req)),
+        ],
+    );
+    p.deliver(resp);
+    assert!(prompts(&p.events()).is_empty(), "no trust prompt");
+    assert_eq!(p.client.state(), State::Authenticating);
+    assert!(acclient_core::crypto::sig::is_pin(
+        "sha256:ABCDEF0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789"
+    ));
+    assert!(!acclient_core::crypto::sig::is_pin("abc"));
 }

@@ -176,8 +176,10 @@ fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, Strin
             .unwrap_or_default(),
     };
     for p in &req.pins {
-        if !p.starts_with("pin-sha256:") && !p.starts_with("pin-sha512:") {
-            return Err(format!("{p:?} is not a pin-sha256: / pin-sha512: pin"));
+        if !crate::crypto::sig::is_pin(p) {
+            return Err(format!(
+                "{p:?} is not a pin (pin-sha256:, pin-sha512: or a SHA-256 fingerprint)"
+            ));
         }
     }
     s.trust.pins = req.pins.clone();

@@ -17,8 +17,8 @@ pub enum CertError {
     /// Could not parse the certificate.
     #[error("the gateway's certificate cannot be parsed")]
     Unparsable,
-    /// Chain building or validation failed.
-    #[error("certificate not trusted ({0})")]
+    /// Chain building or validation failed (why, in words).
+    #[error("{0}")]
     Untrusted(String),
     /// The certificate does not name the identity the gateway claimed (IDr).
     #[error("the gateway's certificate is not valid for its identity {0}")]
@@ -59,9 +59,38 @@ impl CertSummary {
         if pin.starts_with("pin-sha256:") {
             return pin == self.pin;
         }
+        // The certificate's own SHA-256 fingerprint, as the trust prompt
+        // shows it (hex, colons allowed, `sha256:` optional; openconnect
+        // accepts the same).
+        let fp: String = pin
+            .strip_prefix("sha256:")
+            .unwrap_or(pin)
+            .chars()
+            .filter(|c| *c != ':')
+            .collect();
+        if fp.len() == 64 && fp.eq_ignore_ascii_case(&self.sha256) {
+            return true;
+        }
         let v = pin.strip_prefix("pin-sha512:").unwrap_or(pin);
         v == self.spki_sha512_b64 || v.eq_ignore_ascii_case(&self.spki_sha512_hex)
     }
+}
+
+/// Whether `s` is a pin [`CertSummary::matches_pin`] understands:
+/// `pin-sha256:B64` (SPKI), `pin-sha512:` or Cisco's SHA-512 hex, or the
+/// certificate's SHA-256 fingerprint in hex (colons and `sha256:` allowed).
+pub fn is_pin(s: &str) -> bool {
+    let s = s.trim();
+    if s.starts_with("pin-sha256:") || s.starts_with("pin-sha512:") {
+        return true;
+    }
+    let hex: String = s
+        .strip_prefix("sha256:")
+        .unwrap_or(s)
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    (hex.len() == 64 || hex.len() == 128) && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Summary of a DER certificate.
@@ -130,7 +159,7 @@ fn verify_for(
         .map(|i| CertificateDer::from(&i[..]))
         .collect();
     let time = UnixTime::since_unix_epoch(Duration::from_secs(unix_time));
-    let mut last = None;
+    let mut errors = Vec::new();
     for usage in usages {
         match cert.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -142,12 +171,43 @@ fn verify_for(
             None,
         ) {
             Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
+            Err(e) => errors.push(e),
         }
     }
+    // Each usage is tried in turn; the key-usage refusals of the others are
+    // noise when the real problem is, say, an unknown issuer.
+    #[allow(deprecated)] // older webpki builds still report the unit variant
+    let is_eku = |e: &webpki::Error| {
+        matches!(
+            e,
+            webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_)
+        )
+    };
+    let worst = errors.iter().find(|e| !is_eku(e)).or(errors.first());
     Err(CertError::Untrusted(
-        last.map(|e| e.to_string()).unwrap_or_default(),
+        worst.map(in_words).unwrap_or_default(),
     ))
+}
+
+/// Why a chain was refused, in words a user can act on (not a Debug dump).
+#[allow(deprecated)] // see is_eku
+fn in_words(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => {
+            "unknown issuer: it is not signed by a CA you trust (give it with --cafile)".into()
+        }
+        E::CertExpired { .. } => "the certificate has expired".into(),
+        E::CertNotValidYet { .. } => "the certificate is not valid yet (check the clock)".into(),
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
+            "wrong key usage: the certificate is not for a server or IKE".into()
+        }
+        E::CertNotValidForName(_) => "the certificate does not name this gateway".into(),
+        E::CertRevoked => "the certificate was revoked".into(),
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
+        E::CaUsedAsEndEntity => "a CA certificate was presented as the gateway's".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Validates a *client* certificate chain (EKU clientAuth if present), for a
