@@ -198,6 +198,10 @@ pub enum DisconnectReason {
     /// The gateway did not answer.
     #[error("no answer from the gateway after {0} retransmissions")]
     TimedOut(u32),
+    /// The gateway's host said nothing listens there (ICMP port or host
+    /// unreachable on our connected socket) before it ever answered.
+    #[error("{0}")]
+    Unreachable(String),
     /// An established session's gateway stopped answering DPD probes.
     #[error("the gateway stopped answering (dead peer detection, nothing heard for {0} s)")]
     DeadPeer(u64),
@@ -257,7 +261,9 @@ impl DisconnectReason {
             DisconnectReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED) => 2,
             DisconnectReason::CertificateRefused { .. }
             | DisconnectReason::GatewayAuthFailed(_) => 3,
-            DisconnectReason::TimedOut(_) | DisconnectReason::DeadPeer(_) => 4,
+            DisconnectReason::TimedOut(_)
+            | DisconnectReason::DeadPeer(_)
+            | DisconnectReason::Unreachable(_) => 4,
             DisconnectReason::Local(_) => 1,
             DisconnectReason::Suspended(_) => 7,
             _ => 5,

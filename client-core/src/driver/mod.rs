@@ -182,7 +182,10 @@ pub struct ReconnectPolicy {
 fn reconnectable(r: &DisconnectReason) -> bool {
     matches!(
         r,
-        DisconnectReason::DeadPeer(_) | DisconnectReason::TimedOut(_) | DisconnectReason::Local(_)
+        DisconnectReason::DeadPeer(_)
+            | DisconnectReason::TimedOut(_)
+            | DisconnectReason::Local(_)
+            | DisconnectReason::Unreachable(_)
     )
 }
 
@@ -202,7 +205,12 @@ pub async fn run(
     // gateway can skip the login (a one-time password cannot be replayed).
     let mut resume: Option<Resume> = None;
     let started = Instant::now();
+    // One outage spans every attempt until a session is up again: its start
+    // bounds the retries (give_up_after) and its count paces them, even when
+    // each attempt fails at once (ICMP unreachable, refused login).
+    let mut outage: Option<(Instant, u32)> = None;
     loop {
+        let ups = (tunnel.was_up(), tunnel.reconnects);
         let r = Driver::new(
             &mut session,
             &socks,
@@ -229,11 +237,15 @@ pub async fn run(
         }
         // Free the ports: the new session binds the same ones.
         drop(socks);
-        let lost_at = Instant::now();
-        let mut attempt = 0u32;
+        if (tunnel.was_up(), tunnel.reconnects) != ups {
+            outage = None; // this session came up: a new outage starts
+        }
+        let (lost_at, attempt) = outage.get_or_insert((Instant::now(), 0));
+        let lost_at = *lost_at;
         let mut reason = r.to_string();
         let next = loop {
-            attempt += 1;
+            *attempt += 1;
+            let attempt = *attempt;
             if lost_at.elapsed() > policy.give_up_after {
                 break None;
             }
@@ -263,7 +275,6 @@ pub async fn run(
         };
         session = s;
         socks = k;
-        tunnel.reconnects += 1;
     }
 }
 
@@ -298,6 +309,8 @@ struct Driver<'a> {
     sleep: SleepDetector,
     /// Set when we closed the session because the machine slept.
     suspended: Option<u64>,
+    /// Set when we closed it because the gateway's host refused us (ICMP).
+    refused: Option<String>,
     logged_spis: Option<([u8; 8], [u8; 8])>,
     commands_open: bool,
     nat_peer: SocketAddr,
@@ -333,6 +346,7 @@ impl<'a> Driver<'a> {
             cmsg: udp::gro_cmsg_space(),
             sleep: SleepDetector::new(),
             suspended: None,
+            refused: None,
             logged_spis: None,
             commands_open: true,
             nat_peer: socks.nat_peer(),
@@ -433,9 +447,10 @@ impl<'a> Driver<'a> {
                     }
                 }
                 Event::Disconnected(r) => {
-                    return Some(match self.suspended {
-                        Some(secs) => DisconnectReason::Suspended(secs),
-                        None => r.clone(),
+                    return Some(match (self.suspended, self.refused.take()) {
+                        (Some(secs), _) => DisconnectReason::Suspended(secs),
+                        (None, Some(m)) => DisconnectReason::Unreachable(m),
+                        (None, None) => r.clone(),
                     });
                 }
                 _ => {}
@@ -465,6 +480,7 @@ impl<'a> Driver<'a> {
         let again = self.tunnel.connected_at.is_some();
         self.tunnel.connected_at.get_or_insert(now);
         if again {
+            self.tunnel.reconnects += 1;
             let _ = self.events.send(Event::Progress(Progress::Reconnected {
                 resumed: self.session.anyconnect_resumed(),
             }));
@@ -514,7 +530,7 @@ impl<'a> Driver<'a> {
             Ok((n, from)) => {
                 self.session.handle_datagram(now, from, &mut self.rbuf[..n]);
             }
-            Err(e) => debug!("IKE socket: {e}"),
+            Err(e) => self.socket_error(now, &e, self.socks.remote),
         }
         for _ in 0..MAX_PER_WAKEUP {
             match self.socks.ike.try_recv_from(&mut self.rbuf) {
@@ -523,6 +539,30 @@ impl<'a> Driver<'a> {
                 }
                 Err(_) => break,
             }
+        }
+    }
+
+    /// An error on a connected UDP socket: ICMP port / host unreachable
+    /// before the gateway ever answered ends the attempt at once, as
+    /// openconnect's "Connection refused" does, instead of ~27 s of
+    /// retransmissions; during a session it is only a hint: probe now.
+    fn socket_error(&mut self, now: Instant, e: &io::Error, to: SocketAddr) {
+        let unreachable = matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable
+        );
+        if !unreachable {
+            return debug!("socket: {e}");
+        }
+        if self.session.state() == crate::State::SaInit && self.refused.is_none() {
+            info!("{to}: {e}");
+            self.refused = Some(format!(
+                "the gateway {to} refused the connection ({e}): nothing answers IKE there"
+            ));
+            self.session.close(now);
+        } else {
+            debug!("{to}: {e}: checking the gateway");
+            self.session.probe_now(now);
         }
     }
 
@@ -541,7 +581,13 @@ impl<'a> Driver<'a> {
                 udp::recv_gro(nat, nbuf, cmsg)
             }) {
                 Ok(x) => x,
-                Err(_) => break,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        let peer = self.nat_peer;
+                        self.socket_error(now, &e, peer);
+                    }
+                    break;
+                }
             };
             let from = from.unwrap_or(self.nat_peer);
             // GRO may hand over several datagrams of `seg` bytes back to back.
