@@ -236,3 +236,59 @@ fn ctrl_c_during_connect_sends_delete() {
     );
     assert_eq!(lab.client_net_state(), before);
 }
+
+/// ICMP port unreachable (nothing listens on the gateway's port) ends the
+/// attempt at once with "refused", not after ~27 s of retransmissions.
+#[test]
+fn icmp_port_unreachable_fails_fast() {
+    let lab = lab_or_skip!("ipicmp");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            &format!("{GW}:501"),
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("refused the connection"), "{err}");
+}
+
+/// Ctrl-C at the hidden password prompt leaves the terminal as it was: echo
+/// back on (the prompt turned it off), so the user's shell is not left blind.
+#[test]
+fn ctrl_c_at_password_prompt_restores_echo() {
+    let mut lab = lab_or_skip!("iptty");
+    if !script_or_skip() {
+        return;
+    }
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let ca = lab.ca("ca.crt");
+    let cmd = format!(
+        "ACCLIENT_STATE_DIR={} {} connect --server {GW} --anyconnect --user alice --cafile {ca}; echo EXIT=$?; stty -a",
+        lab.state_dir().display(),
+        env!("CARGO_BIN_EXE_acclient")
+    );
+    // The terminal's input stays open past the timeout: only a CLI that
+    // acts on Ctrl-C itself gets to the `stty` (one waiting for Enter or
+    // end of input is killed first).
+    let o = sh(&format!(
+        "(sleep 3; printf '\\003'; sleep 8) | timeout 10 ip netns exec {} script -qec '{cmd}' /dev/null",
+        lab.cl
+    ));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("assword"), "no prompt seen: {out}");
+    assert!(
+        out.contains("EXIT="),
+        "the CLI did not exit on Ctrl-C: {out}"
+    );
+    let stty: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        stty.contains(&"echo") && !stty.contains(&"-echo"),
+        "echo left off after Ctrl-C: {out}"
+    );
+}

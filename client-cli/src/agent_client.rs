@@ -204,12 +204,22 @@ pub(crate) async fn connect(
                 }
                 let p = prompt.clone();
                 // The terminal is read off the runtime thread.
-                let (ans, back) = tokio::task::spawn_blocking(move || {
+                let task = tokio::task::spawn_blocking(move || {
                     let a = answers.answer(&p);
                     (a, answers)
-                })
-                .await
-                .map_err(|e| anyhow!("prompt task: {e}"))?;
+                });
+                // Ctrl-C at a prompt must still end the attempt: the agent
+                // is told to disconnect and the reader thread is left to the
+                // process exit (which puts the terminal back).
+                let (ans, back) = tokio::select! {
+                    r = task => r.map_err(|e| anyhow!("prompt task: {e}"))?,
+                    _ = &mut signal, if !closing => {
+                        eprintln!();
+                        agent.send(&Request::Answer { id, answer: Answer::Cancel }).await?;
+                        agent.send(&Request::Disconnect).await?;
+                        return finish_closing(&mut agent).await;
+                    }
+                };
                 answers = back;
                 let ans = match ans {
                     Ok(a) => a,
@@ -269,6 +279,38 @@ pub(crate) async fn connect(
             | Reply::Hello { .. }
             | Reply::State { .. }
             | Reply::Status { .. } => {}
+        }
+    }
+}
+
+/// After Ctrl-C at a prompt: waits (bounded) for the agent to report the
+/// session gone, so the exit code says whether the network was put back.
+async fn finish_closing(agent: &mut Agent) -> Result<i32> {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match agent.next().await? {
+                Reply::Event {
+                    event: Event::Disconnected { .. },
+                } => return Ok::<i32, anyhow::Error>(0),
+                Reply::Error { message } => {
+                    eprintln!("acclient: {message}");
+                    return Ok(1);
+                }
+                _ => {}
+            }
+        }
+    });
+    match wait.await {
+        Ok(r) => {
+            let code = r?;
+            if code == 0 {
+                eprintln!("Disconnected.");
+            }
+            Ok(code)
+        }
+        Err(_) => {
+            eprintln!("acclient: the agent did not confirm the disconnect within 15 s");
+            Ok(1)
         }
     }
 }

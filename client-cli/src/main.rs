@@ -369,7 +369,11 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            rt.block_on(connect_cmd(a))
+            let r = rt.block_on(connect_cmd(a));
+            // A prompt abandoned by Ctrl-C still has a thread blocked on the
+            // terminal; dropping the runtime would wait for it (for Enter).
+            rt.shutdown_background();
+            r
         }
         Cmd::Disconnect => rt().block_on(agent_client::disconnect()),
         Cmd::GenerateDocs { dir } => generate_docs(&dir).map(|_| 0),
@@ -380,16 +384,22 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            check_mode(&a, false).and_then(|_| rt.block_on(probe(a)))
+            let r = check_mode(&a, false).and_then(|_| rt.block_on(probe(a)));
+            rt.shutdown_background();
+            r
         }
     };
     match code {
-        Ok(c) => std::process::exit(c),
+        Ok(c) => {
+            restore_tty();
+            std::process::exit(c)
+        }
         Err(e) if e.downcast_ref::<Usage>().is_some() => {
             eprintln!("acclient: {e:#}");
             std::process::exit(EXIT_USAGE)
         }
         Err(e) => {
+            restore_tty();
             eprintln!("acclient: {e:#}");
             std::process::exit(1)
         }
@@ -914,31 +924,53 @@ fn fill_form<T>(
     Ok(check(values)?)
 }
 
+/// The terminal's settings while a hidden prompt has echo off, so that any
+/// exit — Ctrl-C at the prompt included — puts them back ([`restore_tty`]).
+static SAVED_TTY: std::sync::Mutex<Option<(std::fs::File, nix::sys::termios::Termios)>> =
+    std::sync::Mutex::new(None);
+
+/// Puts the terminal back if a hidden prompt left echo off (called on every
+/// exit path and by the prompt itself).
+fn restore_tty() {
+    let saved = SAVED_TTY.lock().ok().and_then(|mut g| g.take());
+    if let Some((tty, t)) = saved {
+        let _ = nix::sys::termios::tcsetattr(&tty, nix::sys::termios::SetArg::TCSANOW, &t);
+    }
+}
+
 fn prompt_line(prompt: &str, hidden: bool) -> Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
         .context("no terminal to ask on (use --passwd-on-stdin or --non-inter)")?;
-    let mut w = &tty;
-    write!(w, "{prompt}")?;
-    w.flush()?;
-    let echo_off = hidden
-        && std::process::Command::new("stty")
-            .arg("-echo")
-            .stdin(tty.try_clone()?)
-            .status()
-            .is_ok_and(|s| s.success());
-    let mut line = String::new();
-    std::io::BufReader::new(&tty).read_line(&mut line)?;
-    if echo_off {
-        let _ = std::process::Command::new("stty")
-            .arg("echo")
-            .stdin(tty.try_clone()?)
-            .status();
-        writeln!(w)?;
+    if hidden {
+        // Echo off *before* the label, so typeahead is not shown either;
+        // the saved settings come back however we leave.
+        if let Ok(orig) = tcgetattr(&tty) {
+            let mut quiet = orig.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            quiet.local_flags.insert(LocalFlags::ECHONL);
+            if tcsetattr(&tty, SetArg::TCSAFLUSH, &quiet).is_ok() {
+                if let Ok(mut g) = SAVED_TTY.lock() {
+                    *g = tty.try_clone().ok().map(|t| (t, orig));
+                }
+            }
+        }
     }
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    let mut w = &tty;
+    let r = (|| -> Result<String> {
+        write!(w, "{prompt}")?;
+        w.flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    })();
+    if hidden {
+        restore_tty();
+    }
+    r
 }
 
 /// Man pages (one per subcommand, clap_mangen) and bash / zsh / fish
@@ -1520,12 +1552,18 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                     continue;
                 };
                 let kind = pr.kind.clone();
-                let (ans, back) = tokio::task::spawn_blocking(move || {
+                let task = tokio::task::spawn_blocking(move || {
                     let r = x.answer(&kind);
                     (r, x)
-                })
-                .await
-                .map_err(|e| anyhow!("prompt task: {e}"))?;
+                });
+                let Some(r) = or_signal(task).await else {
+                    // Ctrl-C at the prompt: the thread stays blocked on the
+                    // terminal until exit; later prompts find no answers.
+                    let _ = cmd_tx.send(Command::Close);
+                    closing = true;
+                    continue;
+                };
+                let (ans, back) = r.map_err(|e| anyhow!("prompt task: {e}"))?;
                 answers = Some(back);
                 match ans {
                     Ok(ans) => {
@@ -1550,12 +1588,11 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
                 if let Some(b) = cfg.cisco.banner.clone() {
                     eprintln!("Banner from the gateway:\n{b}");
                     let accepted = if interactive {
-                        tokio::task::spawn_blocking(|| {
+                        let task = tokio::task::spawn_blocking(|| {
                             prompt_line("Accept and stay connected? [y/N] ", false)
                                 .is_ok_and(|l| l.trim().eq_ignore_ascii_case("y"))
-                        })
-                        .await
-                        .unwrap_or(false)
+                        });
+                        matches!(or_signal(task).await, Some(Ok(true)))
                     } else {
                         true
                     };
@@ -1814,6 +1851,18 @@ pub(crate) async fn until_signal() {
         _ = hup.recv() => {}
     }
     eprintln!("Disconnecting...");
+}
+
+/// A prompt's blocking task, or `None` when a signal (Ctrl-C, SIGTERM,
+/// SIGHUP) comes first: a person leaving at a prompt must not have to press
+/// Enter before the teardown starts.
+async fn or_signal<T>(
+    task: tokio::task::JoinHandle<T>,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    tokio::select! {
+        r = task => Some(r),
+        _ = until_signal() => None,
+    }
 }
 
 /// The human-readable summary of a connection (connect and probe).
