@@ -331,6 +331,77 @@ fn dpd_then_reconnect() {
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
 }
 
+/// A gateway coming back may refuse at first (here: a malformed
+/// configuration reply, a protocol error). During a reconnect that is not
+/// the end: acclient backs off and tries again until the gateway is well.
+#[test]
+fn reconnect_retries_through_a_protocol_error() {
+    let mut lab = lab_or_skip!("tunretry");
+    let gw_args = ["--user", "alice:pw", "--tun", "acgw0", "--dpd-attr", "4"];
+    lab.start_acgateway(&gw_args);
+    let ca = lab.ca("ca.crt");
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
+    lab.kill_acgateway();
+    let mut broken = gw_args.to_vec();
+    broken.extend(["--malformed", "cp"]);
+    lab.start_acgateway(&broken);
+    assert!(
+        lab.wait_for("c", "protocol error from the gateway", 30),
+        "the broken gateway's reply: {}",
+        lab.log_of("c")
+    );
+    assert!(
+        lab.wait_for("c", "reconnecting (attempt 2)", 10),
+        "{}",
+        lab.log_of("c")
+    );
+    lab.kill_acgateway();
+    lab.start_acgateway(&gw_args);
+    assert!(
+        lab.wait_for("c", "Reconnected (logged in again).", 40),
+        "{}",
+        lab.log_of("c")
+    );
+    let out = ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("2 received"), "{out}");
+    assert_eq!(lab.status()["reconnects"], 1);
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
+/// `--reconnect-timeout S` bounds the retries: with the gateway gone for
+/// good, acclient gives up after S seconds (not the default 600), puts the
+/// network back and exits 4.
+#[test]
+fn reconnect_timeout_gives_up() {
+    let mut lab = lab_or_skip!("tungiveup");
+    let gw_args = ["--user", "alice:pw", "--tun", "acgw0", "--dpd-attr", "3"];
+    lab.start_acgateway(&gw_args);
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let pid = connected(
+        &mut lab,
+        "c",
+        &connect_args(&ca, &["--reconnect-timeout", "5"]),
+        "pw\n",
+    );
+    lab.kill_acgateway();
+    assert!(
+        lab.wait_for("c", "reconnecting (attempt 1)", 15),
+        "{}",
+        lab.log_of("c")
+    );
+    let mut code = None;
+    for _ in 0..300 {
+        code = lab.exit_code(pid);
+        if code.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(code, Some(4), "gave up with exit 4: {}", lab.log_of("c"));
+    assert_eq!(lab.client_net_state(), before, "the network put back");
+}
+
 /// An outage (the gateway's host drops everything) long enough for DPD:
 /// the reconnect offers the AnyConnect session token and the gateway, which
 /// still holds the session, takes it back without a login. The OTP is good

@@ -229,6 +229,9 @@ struct ConnectArgs {
     /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
     #[arg(long)]
     no_reconnect: bool,
+    /// Keep trying to reconnect a lost session for this many seconds (1-604800).
+    #[arg(long, value_name = "S", default_value_t = 600, value_parser = secs_in(&limits::RECONNECT_TIMEOUT_S))]
+    reconnect_timeout: u64,
     /// After the machine slept: `disconnect` (end the session) or `reconnect`
     /// (check the gateway, reconnect if it is gone). Default: the profile's
     /// AutoReconnectBehavior (Cisco's default DisconnectOnSuspend when a
@@ -311,6 +314,7 @@ fn check_mode(a: &ConnectArgs, connect: bool) -> Result<()> {
             (!a.split_exclude.is_empty(), "--split-exclude"),
             (a.no_dns, "--no-dns"),
             (a.mtu.is_some(), "--mtu"),
+            (a.reconnect_timeout != 600, "--reconnect-timeout"),
         ] {
             if set {
                 return Err(usage(format!(
@@ -1032,6 +1036,7 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
         dpd: Some(a.dpd),
         retries: Some(a.retries),
         reconnect: !a.no_reconnect && p.auto_reconnect != Some(false),
+        reconnect_timeout: Some(a.reconnect_timeout),
         disconnect_on_suspend: p.disconnect_on_suspend,
         local_lan: if a.no_local_lan {
             false
@@ -1442,7 +1447,7 @@ async fn probe(a: ConnectArgs) -> Result<i32> {
         Some((
             make,
             driver::ReconnectPolicy {
-                give_up_after: Duration::from_secs(600),
+                give_up_after: Duration::from_secs(a.reconnect_timeout),
             },
         ))
     } else {

@@ -105,6 +105,8 @@ pub struct ConnectRequest {
     pub retries: Option<u32>,
     /// Reconnect when the gateway is lost.
     pub reconnect: bool,
+    /// How long reconnect attempts go on (s; default 600).
+    pub reconnect_timeout: Option<u64>,
     /// After a suspend: end the session instead of probing.
     pub disconnect_on_suspend: bool,
     /// Keep the local LAN reachable in a full tunnel.

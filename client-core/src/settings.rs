@@ -230,6 +230,8 @@ pub mod limits {
     pub const CHILD_LIFETIME_S: RangeInclusive<u64> = 5..=30 * 86_400;
     /// DPD interval (seconds; 0 turns DPD off): at most one day.
     pub const DPD_S: RangeInclusive<u64> = 0..=86_400;
+    /// How long a lost session is retried (seconds): 1 s to a week.
+    pub const RECONNECT_TIMEOUT_S: RangeInclusive<u64> = 1..=7 * 86_400;
     /// NAT-T keepalive interval (seconds).
     pub const KEEPALIVE_S: RangeInclusive<u64> = 1..=86_400;
     /// Largest IKE datagram before fragmenting: RFC 7383 §2.5.1 wants

@@ -231,6 +231,17 @@ pub(super) async fn start(
         Tunnel::open(topts).map_err(|e| format!("cannot create the tunnel device: {e}"))?;
     let session = Session::new(base.clone(), Box::new(SystemRng), Instant::now())
         .map_err(|e| e.to_string())?;
+    let give_up_after = match req.reconnect_timeout {
+        None => Duration::from_secs(600),
+        Some(s) if crate::settings::limits::RECONNECT_TIMEOUT_S.contains(&s) => {
+            Duration::from_secs(s)
+        }
+        Some(s) => {
+            return Err(format!(
+                "reconnect timeout {s} s is out of range (1-604800)"
+            ))
+        }
+    };
     let reconnect = req.reconnect.then(|| {
         let make: driver::Reconnect = Box::new(move |resume| {
             let mut st = base.clone();
@@ -246,12 +257,7 @@ pub(super) async fn start(
                 Ok((sess, socks))
             })
         });
-        (
-            make,
-            driver::ReconnectPolicy {
-                give_up_after: Duration::from_secs(600),
-            },
-        )
+        (make, driver::ReconnectPolicy { give_up_after })
     });
     let dopts = DriverOptions {
         disconnect_on_suspend: req.disconnect_on_suspend,

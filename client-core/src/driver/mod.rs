@@ -189,6 +189,19 @@ fn reconnectable(r: &DisconnectReason) -> bool {
     )
 }
 
+/// What a reconnect attempt cannot cure by trying again: our credentials
+/// or the gateway's identity refused, or we (or the suspend policy) closed.
+fn permanent(r: &DisconnectReason) -> bool {
+    matches!(
+        r,
+        DisconnectReason::LocallyClosed
+            | DisconnectReason::AuthFailed(_)
+            | DisconnectReason::CertificateRefused { .. }
+            | DisconnectReason::GatewayAuthFailed(_)
+            | DisconnectReason::Suspended(_)
+    )
+}
+
 /// Runs sessions over `tunnel` until one ends for good; with `reconnect`,
 /// a lost session (DPD, timeouts) is replaced by a new login while the
 /// tunnel device and routes stay in place.
@@ -207,7 +220,7 @@ pub async fn run(
     let started = Instant::now();
     // One outage spans every attempt until a session is up again: its start
     // bounds the retries (give_up_after) and its count paces them, even when
-    // each attempt fails at once (ICMP unreachable, refused login).
+    // each attempt fails at once (ICMP unreachable, a protocol error).
     let mut outage: Option<(Instant, u32)> = None;
     loop {
         let ups = (tunnel.was_up(), tunnel.reconnects);
@@ -228,7 +241,11 @@ pub async fn run(
             let _ = events.send(Event::Disconnected(r.clone()));
             return (r, tunnel);
         };
-        if !tunnel.was_up() || !reconnectable(&r) {
+        let came_up = (tunnel.was_up(), tunnel.reconnects) != ups;
+        // Mid-outage (this attempt never came up) a refusal may be the
+        // gateway still coming back: only what retrying cannot fix ends it.
+        let retry = reconnectable(&r) || (outage.is_some() && !came_up && !permanent(&r));
+        if !tunnel.was_up() || !retry {
             let _ = events.send(Event::Disconnected(r.clone()));
             return (r, tunnel);
         }
@@ -237,7 +254,7 @@ pub async fn run(
         }
         // Free the ports: the new session binds the same ones.
         drop(socks);
-        if (tunnel.was_up(), tunnel.reconnects) != ups {
+        if came_up {
             outage = None; // this session came up: a new outage starts
         }
         let (lost_at, attempt) = outage.get_or_insert((Instant::now(), 0));
