@@ -144,6 +144,35 @@ fn wrong_password_non_interactive_stops() {
     assert_eq!(lab.acgw_log().matches("failed (attempt").count(), 1);
 }
 
+/// Plain IKEv2 EAP (no --anyconnect) against an AnyConnect head-end: we
+/// decline EAP-AnyConnect, the gateway gives up, and the error says what
+/// happened and what to pass, not "the gateway rejected the credentials".
+#[test]
+fn anyconnect_head_end_without_anyconnect_says_so() {
+    let mut lab = lab_or_skip!("acnak");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let ca = lab.ca("ca.crt");
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--server",
+            GW,
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("asked for EAP-AnyConnect") && err.contains("--anyconnect"),
+        "{err}"
+    );
+    assert!(!err.contains("rejected the credentials"), "{err}");
+}
+
 /// With several tunnel groups the form carries `group_list`; --group picks one.
 #[test]
 fn group_selection() {

@@ -189,6 +189,9 @@ pub enum DisconnectReason {
         /// pin-sha256 fingerprint.
         pin: String,
     },
+    /// No EAP method in common (we declined what the gateway asked for).
+    #[error("{0}")]
+    EapMethodRefused(String),
     /// The gateway could not be authenticated (bad AUTH, wrong identity).
     #[error("the gateway could not be authenticated: {0}")]
     GatewayAuthFailed(String),
@@ -257,7 +260,7 @@ impl DisconnectReason {
         match self {
             DisconnectReason::LocallyClosed => 0,
             DisconnectReason::PeerDeleted => 6,
-            DisconnectReason::AuthFailed(_) => 2,
+            DisconnectReason::AuthFailed(_) | DisconnectReason::EapMethodRefused(_) => 2,
             DisconnectReason::PeerNotify(NotifyType::AUTHENTICATION_FAILED) => 2,
             DisconnectReason::CertificateRefused { .. }
             | DisconnectReason::GatewayAuthFailed(_) => 3,

@@ -196,6 +196,7 @@ fn permanent(r: &DisconnectReason) -> bool {
         r,
         DisconnectReason::LocallyClosed
             | DisconnectReason::AuthFailed(_)
+            | DisconnectReason::EapMethodRefused(_)
             | DisconnectReason::CertificateRefused { .. }
             | DisconnectReason::GatewayAuthFailed(_)
             | DisconnectReason::Suspended(_)

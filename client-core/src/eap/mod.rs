@@ -107,6 +107,17 @@ pub enum Step {
     Failure(String),
     /// The message makes no sense in this state.
     Protocol(String),
+    /// EAP Failure after we declined every method the gateway asked for:
+    /// not a credentials problem but a configuration one (says which).
+    Declined(String),
+}
+
+/// A method the gateway proposed and we turned down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declined {
+    /// Cisco's EAP-AnyConnect (an AnyConnect head-end).
+    AnyConnect,
+    Method(EapType),
 }
 
 /// The EAP peer for one IKE_AUTH.
@@ -116,6 +127,9 @@ pub struct EapPeer {
     allowed: Vec<EapType>,
     mschap: Option<mschapv2::State>,
     msk: Option<Secret>,
+    /// Methods the gateway asked for that we declined (with Nak), so that
+    /// its EAP Failure can be explained.
+    declined: Vec<Declined>,
     used: Option<EapType>,
 }
 
@@ -128,7 +142,36 @@ impl EapPeer {
             mschap: None,
             msk: None,
             used: None,
+            declined: Vec::new(),
         }
+    }
+
+    /// Why the login cannot work, when every method the gateway asked for
+    /// was declined and none ran.
+    pub fn declined(&self) -> Option<String> {
+        (self.used.is_none() && !self.declined.is_empty()).then(|| self.declined_text())
+    }
+
+    fn declined_text(&self) -> String {
+        if self.declined.contains(&Declined::AnyConnect) {
+            return "the gateway asked for EAP-AnyConnect (it is an AnyConnect head-end) \
+                    and we declined it: connect with --anyconnect or --profile"
+                .into();
+        }
+        let asked: Vec<String> = self
+            .declined
+            .iter()
+            .map(|d| match d {
+                Declined::AnyConnect => "AnyConnect".into(),
+                Declined::Method(t) => t.name(),
+            })
+            .collect();
+        let ours: Vec<String> = self.allowed.iter().map(|t| t.name()).collect();
+        format!(
+            "no common EAP method: the gateway asked for EAP-{} and we offered {} (choose with --eap)",
+            asked.join(", EAP-"),
+            ours.join(", ")
+        )
     }
 
     /// The method that ran, once one did.
@@ -150,6 +193,9 @@ impl EapPeer {
         let (code, id) = (msg[0], msg[1]);
         match code {
             SUCCESS => return Step::Success(self.msk.clone()),
+            FAILURE if self.used.is_none() && !self.declined.is_empty() => {
+                return Step::Declined(self.declined_text())
+            }
             FAILURE => return Step::Failure("EAP failure".into()),
             REQUEST => {}
             other => return Step::Protocol(format!("unexpected EAP code {other}")),
@@ -165,6 +211,15 @@ impl EapPeer {
             _ if !self.allowed.contains(&ty) => {
                 // RFC 3748 §5.3.1: Legacy Nak with the methods we would accept.
                 let want: Vec<u8> = self.allowed.iter().map(|t| t.to_u8()).collect();
+                // RFC 3748 §5.7 expanded type 254 with vendor 9: Cisco's EAP-AnyConnect.
+                let d = if t == 254 && data.get(..3) == Some(&[0, 0, 9]) {
+                    Declined::AnyConnect
+                } else {
+                    Declined::Method(ty)
+                };
+                if !self.declined.contains(&d) {
+                    self.declined.push(d);
+                }
                 if want.is_empty() {
                     return Step::Failure(format!(
                         "the gateway asked for EAP {ty:?}, which is not enabled"
@@ -272,6 +327,20 @@ mod tests {
     }
 
     #[test]
+    fn declined_anyconnect_names_the_option() {
+        let mut p = EapPeer::new("a".into(), vec![EapType::MsChapV2]);
+        let mut rng = TestRng::new(0);
+        let mut m = vec![1, 3, 0, 13, 254, 0, 0, 9, 0x44, 0x42, 0x52, 0x50, 0];
+        m[3] = m.len() as u8;
+        assert!(matches!(p.handle(&m, None, &mut rng), Step::Respond(_)));
+        let why = p.declined().expect("declined");
+        assert!(
+            why.contains("EAP-AnyConnect") && why.contains("--anyconnect"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn nak_for_unwanted_method_and_failure() {
         let mut p = EapPeer::new("a".into(), vec![EapType::MsChapV2]);
         let mut rng = TestRng::new(0);
@@ -279,10 +348,14 @@ mod tests {
             panic!()
         };
         assert_eq!(r, [2, 5, 0, 6, 3, 26]);
-        assert!(matches!(
-            p.handle(&[4, 6, 0, 4], None, &mut rng),
-            Step::Failure(_)
-        ));
+        // Failure after the Nak, no method run: a method mismatch, named.
+        match p.handle(&[4, 6, 0, 4], None, &mut rng) {
+            Step::Declined(m) => assert!(
+                m.contains("asked for EAP-MD5") && m.contains("offered MSCHAPv2"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             p.handle(&[1, 6], None, &mut rng),
             Step::Protocol(_)

@@ -275,8 +275,13 @@ impl IkeAuth {
         if let Some(n) = auth_error {
             if auth.is_none() || n == NotifyType::AUTHENTICATION_FAILED {
                 return AuthStep::Failed(match n {
+                    // Many gateways answer a declined method with this
+                    // notify rather than EAP Failure: say which it was.
                     NotifyType::AUTHENTICATION_FAILED => {
-                        DisconnectReason::AuthFailed(String::new())
+                        match self.eap.as_ref().and_then(EapMethod::declined) {
+                            Some(m) => DisconnectReason::EapMethodRefused(m),
+                            None => DisconnectReason::AuthFailed(String::new()),
+                        }
                     }
                     NotifyType::NO_PROPOSAL_CHOSEN => {
                         DisconnectReason::NoProposalChosen("for the CHILD SA".into())

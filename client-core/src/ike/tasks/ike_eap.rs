@@ -55,6 +55,15 @@ pub(crate) enum EapStep {
 }
 
 impl EapMethod {
+    /// The declined-methods explanation of a standard method's peer (see
+    /// [`EapPeer::declined`]).
+    pub(crate) fn declined(&self) -> Option<String> {
+        match self {
+            EapMethod::Standard { peer, .. } => peer.declined(),
+            EapMethod::AnyConnect(..) => None,
+        }
+    }
+
     /// The method the settings ask for, if any (PSK logins have none).
     /// `identity` is our IDi's data, the default EAP identity.
     pub(crate) fn new(settings: &Settings, identity: &[u8]) -> Option<EapMethod> {
@@ -122,6 +131,7 @@ impl EapMethod {
                     Step::Success(msk) => EapStep::Success(msk),
                     Step::Failure(m) => EapStep::Failed(DisconnectReason::AuthFailed(m)),
                     Step::Protocol(m) => EapStep::Failed(PeerMisbehaved::Eap(m).into()),
+                    Step::Declined(m) => EapStep::Failed(DisconnectReason::EapMethodRefused(m)),
                 }
             }
             EapMethod::AnyConnect(peer, announced) => {
