@@ -292,3 +292,41 @@ fn ctrl_c_at_password_prompt_restores_echo() {
         "echo left off after Ctrl-C: {out}"
     );
 }
+
+/// An ordinary user asking `status` while a root `connect` runs is told
+/// that one runs and who can read it, not "not connected".
+#[test]
+fn status_as_user_names_the_root_session() {
+    let mut lab = lab_or_skip!("ipstuser");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient(
+        "c",
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    let o = sh(&format!(
+        "runuser -u nobody -- env ACCLIENT_STATE_DIR={} {} status",
+        lab.state_dir().display(),
+        env!("CARGO_BIN_EXE_acclient")
+    ));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("belongs to a root `acclient connect`")
+            && err.contains("sudo acclient status"),
+        "{err}"
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}

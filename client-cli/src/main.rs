@@ -1712,9 +1712,24 @@ async fn status_cmd(json: bool) -> Result<i32> {
         Some(r) => r?,
         None => {
             let path = driver::netconfig::state_dir().join("control.sock");
-            let mut c = tokio::net::UnixStream::connect(&path)
-                .await
-                .with_context(|| format!("no running acclient connect ({})", path.display()))?;
+            let mut c = match tokio::net::UnixStream::connect(&path).await {
+                Ok(c) => c,
+                // A root `connect --no-agent` keeps its socket to root: say
+                // so rather than "not connected" while a tunnel runs.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(anyhow!(
+                        "{} belongs to a root `acclient connect`; only root can read its status (sudo acclient status)",
+                        path.display()
+                    ))
+                }
+                Err(_) => {
+                    return Err(anyhow!(
+                        "not connected: neither acclientd ({}) nor an `acclient connect` ({}) is running",
+                        agent_client::socket_path().display(),
+                        path.display()
+                    ))
+                }
+            };
             let mut buf = String::new();
             c.read_to_string(&mut buf).await?;
             serde_json::from_str(&buf).context("bad status answer")?
