@@ -1,0 +1,313 @@
+//! From flags and profile to what to connect to (`Plan`): the gateway
+//! resolved, the AnyConnect host entry, identities, client certificate,
+//! remembered gateway pins, suspend and reconnect preferences.
+
+use super::*;
+/// Where accepted gateway pins are remembered: `$ACCLIENT_CONFIG_DIR/pins`
+/// or `~/.config/acclient/pins`, one `HOST PIN` per line.
+pub(crate) fn pins_file() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("ACCLIENT_CONFIG_DIR") {
+        return Some(PathBuf::from(d).join("pins"));
+    }
+    // Root's pins live in root's own home from the user database: never a
+    // file under a user's $HOME (`sudo -E`), where that user could plant one.
+    if nix::unistd::geteuid().is_root() {
+        let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
+            .ok()
+            .flatten()
+            .map_or_else(|| PathBuf::from("/root"), |u| u.dir);
+        return Some(home.join(".config/acclient/pins"));
+    }
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|x| !x.is_empty())
+        .map(|x| PathBuf::from(x).join("acclient"))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/acclient")))
+        .map(|d| d.join("pins"))
+}
+
+pub(crate) fn host_keys(p: &Plan) -> [String; 2] {
+    [p.label.to_ascii_lowercase(), p.gateway.ip().to_string()]
+}
+
+pub(crate) fn remembered_pins(p: &Plan) -> Vec<String> {
+    let Some(text) = pins_file().and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return Vec::new();
+    };
+    let keys = host_keys(p);
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(h, _)| keys.iter().any(|k| k == h))
+        .map(|(_, pin)| pin.trim().to_string())
+        .collect()
+}
+
+pub(crate) fn remember_pin(p: &Plan, pin: &str) {
+    let Some(f) = pins_file() else { return };
+    let line = format!("{} {pin}\n", host_keys(p)[0]);
+    let r = std::fs::create_dir_all(f.parent().unwrap_or(&f)).and_then(|_| {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&f)?
+            .write_all(line.as_bytes())
+    });
+    match r {
+        Ok(()) => eprintln!("Remembered {pin} for {} in {}.", p.label, f.display()),
+        Err(e) => eprintln!("acclient: cannot remember the pin in {}: {e}", f.display()),
+    }
+}
+
+/// A client certificate chain and key from PEM files.
+pub(crate) fn read_client_cert(
+    cert: &PathBuf,
+    key: Option<&PathBuf>,
+    password: Option<&str>,
+) -> Result<acclient_core::settings::ClientCert> {
+    let raw = read_limited_bytes(cert, MAX_FILE)
+        .with_context(|| format!("cannot read {}", cert.display()))?;
+    if raw.first() == Some(&0x30) {
+        // DER: PKCS#12 (RFC 7292), key and chain in one file.
+        let pw = match password {
+            Some(p) => p.to_string(),
+            None if std::io::stdin().is_terminal() => {
+                prompt_line(&format!("Password for {}: ", cert.display()), true)?
+            }
+            None => String::new(),
+        };
+        let ks = p12_keystore::KeyStore::from_pkcs12(
+            &raw,
+            &pw,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "{}: cannot open the PKCS#12 file (wrong password?): {e}",
+                cert.display()
+            )
+        })?;
+        let (_, chain) = ks
+            .private_key_chain()
+            .ok_or_else(|| anyhow!("{}: no private key in the PKCS#12 file", cert.display()))?;
+        let der = chain.key().as_der().to_vec();
+        acclient_core::crypto::sig::RsaSigner::from_der(&der)
+            .map_err(|e| anyhow!("{}: {e}", cert.display()))?;
+        let certs = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
+        return Ok(acclient_core::settings::ClientCert {
+            chain: certs,
+            key: Secret::new(der),
+        });
+    }
+    let key = key.ok_or_else(|| anyhow!("{}: a PEM certificate needs --key", cert.display()))?;
+    let chain = read_pem_certs(cert)?;
+    let text =
+        read_limited(key, MAX_FILE).with_context(|| format!("cannot read {}", key.display()))?;
+    let der = ["RSA PRIVATE KEY", "PRIVATE KEY"].iter().find_map(|label| {
+        let (b, e) = (
+            format!("-----BEGIN {label}-----"),
+            format!("-----END {label}-----"),
+        );
+        let s = text.find(&b)? + b.len();
+        let t = text[s..].find(&e)? + s;
+        let b64: String = text[s..t].chars().filter(|c| !c.is_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+    });
+    let der = der.ok_or_else(|| anyhow!("{}: no RSA private key (PEM) found", key.display()))?;
+    acclient_core::crypto::sig::RsaSigner::from_der(&der)
+        .map_err(|e| anyhow!("{}: {e}", key.display()))?;
+    Ok(acclient_core::settings::ClientCert {
+        chain,
+        key: Secret::new(der),
+    })
+}
+
+/// Decodes every CERTIFICATE block of a PEM file.
+pub(crate) fn read_pem_certs(path: &PathBuf) -> Result<Vec<Vec<u8>>> {
+    let text =
+        read_limited(path, MAX_FILE).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line == "-----BEGIN CERTIFICATE-----" {
+            cur = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            let b = cur.take().unwrap_or_default();
+            out.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .with_context(|| format!("bad base64 in {}", path.display()))?,
+            );
+        } else if let Some(c) = cur.as_mut() {
+            c.push_str(line);
+        }
+    }
+    if out.is_empty() {
+        bail!("no certificate in {}", path.display());
+    }
+    Ok(out)
+}
+
+pub(crate) fn eap_methods(name: Option<&str>) -> Result<Vec<EapType>> {
+    Ok(match name.map(|s| s.to_ascii_lowercase()) {
+        None => vec![EapType::MsChapV2, EapType::Md5, EapType::Gtc],
+        Some(s) => match s.trim_start_matches("eap-") {
+            "mschapv2" => vec![EapType::MsChapV2],
+            "md5" => vec![EapType::Md5],
+            "gtc" => vec![EapType::Gtc],
+            other => bail!("unsupported authentication method {other:?} (use EAP-MSCHAPv2, EAP-MD5, EAP-GTC or IKE-PSK)"),
+        },
+    })
+}
+
+pub(crate) fn resolve(host: &str) -> Result<SocketAddr> {
+    let with_port = if host.parse::<IpAddr>().is_ok() || !host.contains(':') {
+        format!("{host}:500")
+    } else {
+        host.to_string()
+    };
+    let with_port = if let Ok(IpAddr::V6(a)) = host.parse::<IpAddr>() {
+        format!("[{a}]:500")
+    } else {
+        with_port
+    };
+    with_port
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("no address for {host}"))
+}
+
+#[derive(Clone)]
+pub(crate) struct Plan {
+    /// The profile's AutoReconnect and LocalLanAccess.
+    pub(crate) auto_reconnect: Option<bool>,
+    pub(crate) local_lan: Option<bool>,
+    /// End the session after the machine slept (AutoReconnectBehavior).
+    pub(crate) disconnect_on_suspend: bool,
+    pub(crate) gateway: SocketAddr,
+    pub(crate) label: String,
+    pub(crate) settings_auth: AuthMethod,
+    pub(crate) identity: Option<String>,
+    /// The profile's CertificatePinList for this host.
+    pub(crate) pins: Vec<String>,
+}
+
+/// A profile's AutoReconnectBehavior: whether to end the session after the
+/// machine slept. The schema's default (absent element) is
+/// DisconnectOnSuspend, as in Cisco's client; an unknown value gets the
+/// default too, with a warning, since real profiles carry values we do not know.
+pub(crate) fn suspend_policy(behavior: Option<&str>) -> bool {
+    match behavior.map(str::trim) {
+        Some(b) if b.eq_ignore_ascii_case("ReconnectAfterResume") => false,
+        None => true,
+        Some(b) if b.eq_ignore_ascii_case("DisconnectOnSuspend") => true,
+        Some(other) => {
+            tracing::warn!(
+                "profile AutoReconnectBehavior {other:?} is unknown: using DisconnectOnSuspend"
+            );
+            true
+        }
+    }
+}
+
+pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
+    let mut profile_pins = Vec::new();
+    let mut prefs = (None, None);
+    let mut disconnect_on_suspend = false;
+    let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
+        (Some(p), _) => {
+            let text = read_limited(p, MAX_FILE)
+                .with_context(|| format!("cannot read profile {}", p.display()))?;
+            let prof =
+                acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
+            prefs = (prof.auto_reconnect, prof.local_lan_access);
+            disconnect_on_suspend = suspend_policy(prof.auto_reconnect_behavior.as_deref());
+            // Like Cisco's client: without --host, the first entry of the list.
+            let name = a
+                .host
+                .clone()
+                .or_else(|| prof.hosts.first().map(|h| h.name.clone()))
+                .unwrap_or_default();
+            let name = name.as_str();
+            let h = prof.host(name).ok_or_else(|| {
+                anyhow!(
+                    "no host {name:?} in {} (acclient profiles {} lists them)",
+                    p.display(),
+                    p.display()
+                )
+            })?;
+            if h.primary_protocol
+                .as_deref()
+                .is_some_and(|x| !x.eq_ignore_ascii_case("ipsec"))
+            {
+                bail!(
+                    "host {} uses PrimaryProtocol {}; acclient speaks IPsec (IKEv2) only",
+                    h.name,
+                    h.primary_protocol.as_deref().unwrap_or("")
+                );
+            }
+            (
+                h.connect_address().to_string(),
+                h.name.clone(),
+                h.auth_method.clone(),
+                h.ike_identity.clone(),
+                // IPsec without StandardAuthenticationOnly means Cisco's own
+                // EAP-AnyConnect login (AnyConnectProfile.xsd).
+                !h.standard_auth_only,
+                {
+                    profile_pins = h.pins.clone();
+                    h.user_group.clone()
+                },
+            )
+        }
+        (None, Some(s)) => (s.clone(), s.clone(), None, None, a.anyconnect, None),
+        (None, None) => return Err(usage("give --server ADDR, or --profile FILE [--host NAME]")),
+    };
+    let gateway = resolve(&addr)?;
+    let psk = match &a.psk_file {
+        Some(f) => Some(
+            read_limited(f, 64 * 1024)
+                .with_context(|| format!("cannot read PSK file {}", f.display()))?,
+        ),
+        None => None,
+    };
+    let client_cert = match &a.cert {
+        Some(c) => Some(read_client_cert(
+            c,
+            a.key.as_ref(),
+            a.key_password.as_deref(),
+        )?),
+        None => None,
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "linux".into());
+    let auth = match (psk, method.as_deref()) {
+        (None, _) if anyconnect => {
+            let mut ac = AnyConnectClient::new(a.group.clone().or(group), hostname);
+            ac.client_cert = client_cert;
+            AuthMethod::AnyConnect(ac)
+        }
+        (Some(k), _) => AuthMethod::Psk(Secret::new(
+            k.lines().next().unwrap_or("").as_bytes().to_vec(),
+        )),
+        (None, Some(m)) if m.eq_ignore_ascii_case("IKE-PSK") => {
+            bail!("the profile asks for IKE-PSK: give --psk-file")
+        }
+        (None, m) => AuthMethod::Eap(eap_methods(a.eap.as_deref().or(m))?),
+    };
+    Ok(Plan {
+        auto_reconnect: prefs.0,
+        local_lan: prefs.1,
+        disconnect_on_suspend: match a.on_suspend.as_deref() {
+            Some(v) => v == "disconnect",
+            None => disconnect_on_suspend,
+        },
+        gateway,
+        label,
+        settings_auth: auth,
+        identity: ike_identity,
+        pins: profile_pins,
+    })
+}
