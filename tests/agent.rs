@@ -488,34 +488,16 @@ fn agent_sigterm_disconnects_cleanly() {
 #[test]
 fn ctrl_c_at_prompt_through_the_agent() {
     let mut lab = lab_or_skip!("agentint");
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: script (util-linux) missing");
+    if !have_script() {
         return;
     }
     lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
     let before = lab.client_net_state();
     start_agent(&mut lab, "root");
     let ca = lab.ca("ca.crt");
-    let cmd = format!(
-        "ACCLIENT_STATE_DIR={} {} connect --server {GW} --anyconnect --user alice --cafile {ca}; echo EXIT=$?; stty -a",
-        lab.state_dir().display(),
-        exe("acclient")
-    );
-    // Input stays open past the timeout: waiting for Enter or EOF fails.
-    let o = sh(&format!(
-        "(sleep 3; printf '\\003'; sleep 8) | timeout 10 ip netns exec {} script -qec '{cmd}' /dev/null",
-        lab.cl
-    ));
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(out.contains("assword"), "no prompt seen: {out}");
-    assert!(
-        out.contains("EXIT="),
-        "the CLI did not exit on Ctrl-C: {out}"
-    );
-    let words: Vec<&str> = out.split_whitespace().collect();
-    assert!(
-        words.contains(&"echo") && !words.contains(&"-echo"),
-        "echo left off: {out}"
+    lab.ctrl_c_at_password_prompt(
+        &exe("acclient"),
+        &format!("connect --server {GW} --anyconnect --user alice --cafile {ca}"),
     );
     assert!(
         lab.wait_acgw("received DELETE for IKE_SA", 10),

@@ -732,12 +732,8 @@ fn gateway_dpd_and_slow_answers() {
 #[test]
 fn interactive_prompts_on_a_terminal() {
     let mut lab = lab_or_skip!("actty");
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return eprintln!("SKIPPED: script (util-linux) missing");
+    if !have_script() {
+        return;
     }
     lab.start_acgateway(&["--user", "alice:s3cret-pw"]);
     let ca = lab.ca("ca.crt");

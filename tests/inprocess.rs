@@ -12,18 +12,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn script_or_skip() -> bool {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: script (util-linux) missing");
-        return false;
-    }
-    true
-}
-
 /// `acclient connect` on a pseudo-terminal (`script`), fed `input` (a shell
 /// snippet printing what the user types, with sleeps), in the client
 /// namespace with this lab's state directory. Returns the transcript.
@@ -33,11 +21,12 @@ fn on_terminal(lab: &Lab, args: &str, input: &str) -> String {
         lab.state_dir().display(),
         env!("CARGO_BIN_EXE_acclient")
     );
-    let o = sh(&format!(
-        "({input}) | timeout 40 ip netns exec {} script -qec '{cmd}' /dev/null; echo EXIT=$?",
-        lab.cl
-    ));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    let o = lab.on_pty(&cmd, input, 40);
+    format!(
+        "{}\nEXIT={}\n",
+        String::from_utf8_lossy(&o.stdout),
+        o.status.code().unwrap_or(-1)
+    )
 }
 
 /// A banner refused at the prompt: DELETE, everything put back, exit 2. While
@@ -46,7 +35,7 @@ fn on_terminal(lab: &Lab, args: &str, input: &str) -> String {
 #[test]
 fn banner_waits_without_stalling_then_refused_cleanly() {
     let mut lab = lab_or_skip!("ipbanner");
-    if !script_or_skip() {
+    if !have_script() {
         return;
     }
     lab.start_acgateway(&[
@@ -263,33 +252,14 @@ fn icmp_port_unreachable_fails_fast() {
 #[test]
 fn ctrl_c_at_password_prompt_restores_echo() {
     let mut lab = lab_or_skip!("iptty");
-    if !script_or_skip() {
+    if !have_script() {
         return;
     }
     lab.start_acgateway(&["--user", "alice:pw"]);
     let ca = lab.ca("ca.crt");
-    let cmd = format!(
-        "ACCLIENT_STATE_DIR={} {} connect --server {GW} --anyconnect --user alice --cafile {ca}; echo EXIT=$?; stty -a",
-        lab.state_dir().display(),
-        env!("CARGO_BIN_EXE_acclient")
-    );
-    // The terminal's input stays open past the timeout: only a CLI that
-    // acts on Ctrl-C itself gets to the `stty` (one waiting for Enter or
-    // end of input is killed first).
-    let o = sh(&format!(
-        "(sleep 3; printf '\\003'; sleep 8) | timeout 10 ip netns exec {} script -qec '{cmd}' /dev/null",
-        lab.cl
-    ));
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(out.contains("assword"), "no prompt seen: {out}");
-    assert!(
-        out.contains("EXIT="),
-        "the CLI did not exit on Ctrl-C: {out}"
-    );
-    let stty: Vec<&str> = out.split_whitespace().collect();
-    assert!(
-        stty.contains(&"echo") && !stty.contains(&"-echo"),
-        "echo left off after Ctrl-C: {out}"
+    lab.ctrl_c_at_password_prompt(
+        env!("CARGO_BIN_EXE_acclient"),
+        &format!("connect --server {GW} --anyconnect --user alice --cafile {ca}"),
     );
 }
 

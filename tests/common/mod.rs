@@ -64,6 +64,16 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Whether `script` (util-linux) is here to give a test a pseudo-terminal;
+/// prints the skip reason when not.
+pub fn have_script() -> bool {
+    let ok = Command::new("script").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: script (util-linux) missing");
+    }
+    ok
+}
+
 pub fn sh(script: &str) -> Output {
     run(Command::new("sh").arg("-c").arg(script))
 }
@@ -503,6 +513,41 @@ swanctl {{
             }
             _ => None,
         }
+    }
+
+    /// The shell line `cmd` on a pseudo-terminal (`script`) in the client
+    /// namespace, fed `input` (a shell snippet printing keystrokes between
+    /// sleeps), killed after `secs`. Returns the terminal's transcript.
+    pub fn on_pty(&self, cmd: &str, input: &str, secs: u32) -> Output {
+        sh(&format!(
+            "({input}) | timeout {secs} ip netns exec {} script -qec '{cmd}' /dev/null",
+            self.cl
+        ))
+    }
+
+    /// Ctrl-C three seconds into `acclient ARGS` at its hidden password
+    /// prompt. The terminal's input stays open past the timeout, so only a
+    /// CLI that acts on Ctrl-C itself reaches `echo EXIT` and `stty` (one
+    /// waiting for Enter or end of input is killed first). Asserts that it
+    /// exited and that echo is back on; returns the transcript.
+    pub fn ctrl_c_at_password_prompt(&self, acclient: &str, args: &str) -> String {
+        let cmd = format!(
+            "ACCLIENT_STATE_DIR={} {acclient} {args}; echo EXIT=$?; stty -a",
+            self.state_dir().display()
+        );
+        let o = self.on_pty(&cmd, "sleep 3; printf '\\003'; sleep 8", 10);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(out.contains("assword"), "no prompt seen: {out}");
+        assert!(
+            out.contains("EXIT="),
+            "the CLI did not exit on Ctrl-C: {out}"
+        );
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert!(
+            words.contains(&"echo") && !words.contains(&"-echo"),
+            "echo left off after Ctrl-C: {out}"
+        );
+        out
     }
 
     /// A shell command in the client namespace.
