@@ -518,9 +518,11 @@ swanctl {{
     /// The shell line `cmd` on a pseudo-terminal (`script`) in the client
     /// namespace, fed `input` (a shell snippet printing keystrokes between
     /// sleeps), killed after `secs`. Returns the terminal's transcript.
+    /// `script` runs the line with `$SHELL`; it is pinned to `/bin/sh` so a
+    /// developer's bash and a CI machine's dash behave alike.
     pub fn on_pty(&self, cmd: &str, input: &str, secs: u32) -> Output {
         sh(&format!(
-            "({input}) | timeout {secs} ip netns exec {} script -qec '{cmd}' /dev/null",
+            "({input}) | SHELL=/bin/sh timeout {secs} ip netns exec {} script -qec '{cmd}' /dev/null",
             self.cl
         ))
     }
@@ -529,10 +531,15 @@ swanctl {{
     /// prompt. The terminal's input stays open past the timeout, so only a
     /// CLI that acts on Ctrl-C itself reaches `echo EXIT` and `stty` (one
     /// waiting for Enter or end of input is killed first). Asserts that it
-    /// exited and that echo is back on; returns the transcript.
+    /// exited with 0 and that echo is back on; returns the transcript.
     pub fn ctrl_c_at_password_prompt(&self, acclient: &str, args: &str) -> String {
+        // The ^C reaches the whole foreground group, the shell too. An
+        // interactive shell carries on to the next line once its child has
+        // exited; a non-interactive dash would kill itself instead, so the
+        // line traps INT to stand in for the user's shell (the trap is reset
+        // to the default in acclient, which must handle ^C itself).
         let cmd = format!(
-            "ACCLIENT_STATE_DIR={} {acclient} {args}; echo EXIT=$?; stty -a",
+            "trap : INT; ACCLIENT_STATE_DIR={} {acclient} {args}; echo EXIT=$?; stty -a",
             self.state_dir().display()
         );
         let o = self.on_pty(&cmd, "sleep 3; printf '\\003'; sleep 8", 10);
@@ -542,6 +549,9 @@ swanctl {{
             out.contains("EXIT="),
             "the CLI did not exit on Ctrl-C: {out}"
         );
+        // A disconnect the user asked for is a clean end (0), not death by
+        // SIGINT (130) with the teardown skipped.
+        assert!(out.contains("EXIT=0"), "Ctrl-C did not end cleanly: {out}");
         let words: Vec<&str> = out.split_whitespace().collect();
         assert!(
             words.contains(&"echo") && !words.contains(&"-echo"),
