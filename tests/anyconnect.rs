@@ -611,6 +611,102 @@ fn client_certificate_round() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// Client certificates as an ASA with one SHA-1 proposal (seed 004, so
+/// `--legacy`) checks them: the RSA signature in TLV 1 uses the PRF's hash, SHA-1 (a SHA-256
+/// one is refused); an ECDSA key; an encrypted PKCS#8 key with its
+/// passphrase (none, or a wrong one, is named); a key that is not the
+/// certificate's is caught before the login.
+#[test]
+fn client_certificate_signature_follows_the_prf() {
+    let mut lab = lab_or_skip!("accertsha1");
+    let ca = lab.ca("ca.crt");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--client-ca",
+        &ca,
+        "--ike-prf",
+        "sha1",
+    ]);
+    let (cert, key) = (lab.ca("client.crt"), lab.ca("client.key"));
+    let (code, _, err) = ac_probe(&lab, &["--legacy", "--cert", &cert, "--key", &key], "pw\n");
+    assert_eq!(code, 0, "{err}\n{}", lab.acgw_log());
+    assert!(err.contains("PRF_HMAC_SHA1"), "{err}");
+    // The gateway's own AUTH: method 1 with SHA-1, as the ASA signs it.
+    assert!(err.contains("(RSA_EMSA_PKCS1_SHA1)"), "{err}");
+    assert!(
+        lab.acgw_log()
+            .contains("client certificate C=XX, O=VPN Test, CN=alice accepted"),
+        "{}",
+        lab.acgw_log()
+    );
+    let (eccert, eckey) = (lab.ca("clientec.crt"), lab.ca("clientec.key"));
+    let (code, _, err) = ac_probe(
+        &lab,
+        &["--legacy", "--cert", &eccert, "--key", &eckey],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "ECDSA: {err}\n{}", lab.acgw_log());
+    assert!(
+        lab.acgw_log().contains("CN=alice-ec accepted"),
+        "{}",
+        lab.acgw_log()
+    );
+    let enc = lab.ca("client-enc.key");
+    let (code, _, err) = ac_probe(
+        &lab,
+        &[
+            "--legacy",
+            "--cert",
+            &cert,
+            "--key",
+            &enc,
+            "--key-password",
+            "key-pw",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "encrypted PKCS#8: {err}");
+    let (code, _, err) = ac_probe(&lab, &["--legacy", "--cert", &cert, "--key", &enc], "pw\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{enc}: the private key is encrypted"))
+            && err.contains("--key-password"),
+        "{err}"
+    );
+    let (code, _, err) = ac_probe(
+        &lab,
+        &[
+            "--legacy",
+            "--cert",
+            &cert,
+            "--key",
+            &enc,
+            "--key-password",
+            "nope",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("wrong passphrase"), "{err}");
+    let rogue = lab.ca("rogue.key");
+    let (code, _, err) = ac_probe(
+        &lab,
+        &["--legacy", "--cert", &cert, "--key", &rogue],
+        "pw\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("does not belong to the certificate C=XX, O=VPN Test, CN=alice"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("acclient:")).count(),
+        1,
+        "one line: {err}"
+    );
+}
+
 /// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public
 /// key) and pins remembered for a host are honoured without --servercert.
 #[test]

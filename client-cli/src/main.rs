@@ -54,7 +54,6 @@ use acclient_core::{
     Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
 };
 use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine as _;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 
@@ -181,11 +180,13 @@ struct ConnectArgs {
     /// first, with --key) or a PKCS#12 file (.p12/.pfx, key included).
     #[arg(long)]
     cert: Option<PathBuf>,
-    /// Password of a PKCS#12 --cert (asked on the terminal if missing). Visible
-    /// to other local users in the process list, as openconnect's is.
+    /// Passphrase of a PKCS#12 --cert or an encrypted --key (asked on the
+    /// terminal if missing). Visible to other local users in the process
+    /// list, as openconnect's is.
     #[arg(long)]
     key_password: Option<String>,
-    /// The client certificate's RSA private key (PEM, PKCS#1 or PKCS#8).
+    /// The client certificate's private key, RSA or ECDSA (PEM: PKCS#1, SEC1,
+    /// PKCS#8 or encrypted PKCS#8).
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Host-scan (posture) wrapper, run like openconnect's --csd-wrapper when the

@@ -58,23 +58,31 @@ pub(crate) fn remember_pin(p: &Plan, pin: &str) {
     }
 }
 
-/// A client certificate chain and key from PEM files.
+/// A client certificate chain and key: PEM files (`--cert`, `--key`; the key
+/// may be encrypted PKCS#8) or one PKCS#12 file. A passphrase comes from
+/// `--key-password`, else the terminal.
 pub(crate) fn read_client_cert(
     cert: &PathBuf,
     key: Option<&PathBuf>,
     password: Option<&str>,
 ) -> Result<acclient_core::settings::ClientCert> {
+    use acclient_core::crypto::pem;
+    use acclient_core::settings::ClientCert;
+    let ask = |what: &PathBuf| -> Result<Option<String>> {
+        Ok(match password {
+            Some(p) => Some(p.to_string()),
+            None if std::io::stdin().is_terminal() => Some(prompt_line(
+                &format!("Passphrase for {}: ", what.display()),
+                true,
+            )?),
+            None => None,
+        })
+    };
     let raw = read_limited_bytes(cert, MAX_FILE)
         .with_context(|| format!("cannot read {}", cert.display()))?;
     if raw.first() == Some(&0x30) {
         // DER: PKCS#12 (RFC 7292), key and chain in one file.
-        let pw = match password {
-            Some(p) => p.to_string(),
-            None if std::io::stdin().is_terminal() => {
-                prompt_line(&format!("Password for {}: ", cert.display()), true)?
-            }
-            None => String::new(),
-        };
+        let pw = ask(cert)?.unwrap_or_default();
         let ks = p12_keystore::KeyStore::from_pkcs12(
             &raw,
             &pw,
@@ -90,62 +98,34 @@ pub(crate) fn read_client_cert(
             .private_key_chain()
             .ok_or_else(|| anyhow!("{}: no private key in the PKCS#12 file", cert.display()))?;
         let der = chain.key().as_der().to_vec();
-        acclient_core::crypto::sig::RsaSigner::from_der(&der)
-            .map_err(|e| anyhow!("{}: {e}", cert.display()))?;
         let certs = chain.certs().iter().map(|c| c.as_der().to_vec()).collect();
-        return Ok(acclient_core::settings::ClientCert {
-            chain: certs,
-            key: Secret::new(der),
-        });
+        return ClientCert::new(certs, Secret::new(der))
+            .map_err(|e| anyhow!("{}: {e}", cert.display()));
     }
     let key = key.ok_or_else(|| anyhow!("{}: a PEM certificate needs --key", cert.display()))?;
     let chain = read_pem_certs(cert)?;
-    let text =
-        read_limited(key, MAX_FILE).with_context(|| format!("cannot read {}", key.display()))?;
-    let der = ["RSA PRIVATE KEY", "PRIVATE KEY"].iter().find_map(|label| {
-        let (b, e) = (
-            format!("-----BEGIN {label}-----"),
-            format!("-----END {label}-----"),
-        );
-        let s = text.find(&b)? + b.len();
-        let t = text[s..].find(&e)? + s;
-        let b64: String = text[s..t].chars().filter(|c| !c.is_whitespace()).collect();
-        base64::engine::general_purpose::STANDARD.decode(b64).ok()
-    });
-    let der = der.ok_or_else(|| anyhow!("{}: no RSA private key (PEM) found", key.display()))?;
-    acclient_core::crypto::sig::RsaSigner::from_der(&der)
-        .map_err(|e| anyhow!("{}: {e}", key.display()))?;
-    Ok(acclient_core::settings::ClientCert {
-        chain,
-        key: Secret::new(der),
-    })
+    let text = read_limited_bytes(key, MAX_FILE)
+        .with_context(|| format!("cannot read {}", key.display()))?;
+    let pass = if pem::key_is_encrypted(&text) {
+        ask(key)?
+    } else {
+        None
+    };
+    let der = pem::private_key(&text, pass.as_deref().map(str::as_bytes)).map_err(|e| match e {
+        pem::PemError::NeedsPassphrase => anyhow!(
+            "{}: {e}; give --key-password, or run on a terminal to be asked",
+            key.display()
+        ),
+        e => anyhow!("{}: {e}", key.display()),
+    })?;
+    ClientCert::new(chain, der).map_err(|e| anyhow!("{}: {e}", key.display()))
 }
 
-/// Decodes every CERTIFICATE block of a PEM file.
+/// Every certificate of a PEM file (a chain, or a CA bundle).
 pub(crate) fn read_pem_certs(path: &PathBuf) -> Result<Vec<Vec<u8>>> {
-    let text =
-        read_limited(path, MAX_FILE).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "-----BEGIN CERTIFICATE-----" {
-            cur = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            let b = cur.take().unwrap_or_default();
-            out.push(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .with_context(|| format!("bad base64 in {}", path.display()))?,
-            );
-        } else if let Some(c) = cur.as_mut() {
-            c.push_str(line);
-        }
-    }
-    if out.is_empty() {
-        bail!("no certificate in {}", path.display());
-    }
-    Ok(out)
+    let text = read_limited_bytes(path, MAX_FILE)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    acclient_core::crypto::pem::certificates(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 pub(crate) fn eap_methods(name: Option<&str>) -> Result<Vec<EapType>> {

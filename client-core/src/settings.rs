@@ -41,13 +41,37 @@ pub struct AnyConnectClient {
     pub resume: Option<crate::eap::anyconnect::xml::Resume>,
 }
 
-/// A client certificate chain and its RSA key.
+/// A client certificate chain and its private key (RSA or ECDSA).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientCert {
     /// DER certificates, end entity first.
     pub chain: Vec<Vec<u8>>,
-    /// PKCS#1 or PKCS#8 DER private key.
+    /// PKCS#1, SEC1 or PKCS#8 DER private key.
     pub key: Secret,
+}
+
+impl ClientCert {
+    /// A chain and key that belong together: the key is one we can sign
+    /// with and the private half of the first certificate's public key.
+    /// Checked here, at load time, so a mismatch is named before a login
+    /// rather than refused by the gateway after one.
+    pub fn new(chain: Vec<Vec<u8>>, key: Secret) -> Result<Self, String> {
+        let signer =
+            crate::crypto::sig::ClientKey::from_der(key.expose()).map_err(|e| e.to_string())?;
+        let ee = chain
+            .first()
+            .ok_or("the certificate file holds no certificate")?;
+        if !signer.matches(ee) {
+            return Err(format!(
+                "the private key ({}) does not belong to the certificate {}",
+                signer.algorithm(),
+                crate::crypto::sig::summarize(ee)
+                    .map(|s| s.subject)
+                    .unwrap_or_else(|_| "(unparsable)".into())
+            ));
+        }
+        Ok(ClientCert { chain, key })
+    }
 }
 
 impl AnyConnectClient {

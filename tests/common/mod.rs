@@ -118,6 +118,9 @@ pub fn pki() -> &'static Pki {
             pki --self --ca --lifetime 3650 --in other.key --dn "C=XX, O=Elsewhere, CN=Unrelated CA" --outform pem > other.crt
             pki --gen --type rsa --size 2048 --outform pem > client.key
             issue client ca alice "--flag clientAuth"
+            pki --gen --type ecdsa --size 256 --outform pem > clientec.key
+            issue clientec ca alice-ec "--flag clientAuth"
+            openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:key-pw -in client.key -out client-enc.key
             pki --gen --type rsa --size 2048 --outform pem > rogue.key
             issue rogue other mallory "--flag clientAuth"
             pki --gen --type rsa --size 4096 --outform pem > bigca.key

@@ -70,24 +70,9 @@ pub fn progress_text(p: &Progress, host: &str) -> Option<String> {
     })
 }
 
+/// The system bundle's certificates; an unreadable bundle trusts nothing.
 fn parse_pem(text: &str) -> Vec<Vec<u8>> {
-    use base64::Engine as _;
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        if line == "-----BEGIN CERTIFICATE-----" {
-            cur = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(b) = cur.take() {
-                if let Ok(d) = base64::engine::general_purpose::STANDARD.decode(b) {
-                    out.push(d);
-                }
-            }
-        } else if let Some(c) = cur.as_mut() {
-            c.push_str(line);
-        }
-    }
-    out
+    crate::crypto::pem::certificates(text.as_bytes()).unwrap_or_default()
 }
 
 fn gateway_of(server: &str) -> Result<SocketAddr, String> {
@@ -128,12 +113,10 @@ fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, Strin
                 .unwrap_or_else(|_| "linux".into());
             let mut ac = AnyConnectClient::new(req.group.clone(), host);
             if let (false, Some(key)) = (req.client_cert.is_empty(), &req.client_key) {
-                crate::crypto::sig::RsaSigner::from_der(key)
-                    .map_err(|e| format!("client key: {e}"))?;
-                ac.client_cert = Some(ClientCert {
-                    chain: req.client_cert.clone(),
-                    key: Secret::new(key.clone()),
-                });
+                ac.client_cert = Some(
+                    ClientCert::new(req.client_cert.clone(), Secret::new(key.clone()))
+                        .map_err(|e| format!("client certificate: {e}"))?,
+                );
             }
             AuthMethod::AnyConnect(ac)
         }
@@ -169,7 +152,8 @@ fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, Strin
         s.dpd_interval = (d > 0).then(|| Duration::from_secs(d));
     }
     s.trust.anchors = match &req.ca_pem {
-        Some(pem) => parse_pem(pem),
+        Some(pem) => crate::crypto::pem::certificates(pem.as_bytes())
+            .map_err(|e| format!("the CA certificates sent (--cafile): {e}"))?,
         // The system store: a fixed path of the agent's, not the front end's.
         None => std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
             .map(|t| parse_pem(&t))

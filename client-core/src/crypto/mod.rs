@@ -9,8 +9,10 @@ pub mod auth;
 pub mod cipher;
 pub mod dh;
 pub mod keymat;
+pub mod pem;
 pub mod pkcs7;
 pub mod prf;
+mod rsa_sha1;
 pub mod sig;
 
 use core::fmt;

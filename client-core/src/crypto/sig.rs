@@ -227,42 +227,105 @@ pub fn verify_client_chain(
     )
 }
 
-/// An RSA client key that signs like an IKE initiator's method-1 AUTH, with
-/// the PRF's hash (aws-lc signs PKCS#1 with SHA-2 only; a SHA-1 PRF falls
-/// back to SHA-256, which gateways that "follow the PRF" do not expect).
-pub struct RsaSigner(aws_lc_rs::rsa::KeyPair);
+/// A client certificate's private key (RSA or ECDSA), signing the way an
+/// IKE initiator signs its AUTH: RSA with PKCS#1 v1.5 and the PRF's hash,
+/// SHA-1 included ("the hash follows the PRF", as Cisco's client does and
+/// gateways expect in EAP-AnyConnect TLV 1); ECDSA as RFC 4754 methods 9–11,
+/// the hash fixed by the curve and the signature as fixed-length r | s.
+pub struct ClientKey {
+    kind: ClientKeyKind,
+    /// The public key as a certificate's SubjectPublicKeyInfo carries it
+    /// (RSAPublicKey DER, or the uncompressed EC point), to match the two.
+    public: Vec<u8>,
+}
 
-impl core::fmt::Debug for RsaSigner {
+enum ClientKeyKind {
+    /// The DER is kept for the SHA-1 path, which aws-lc-rs cannot sign.
+    Rsa(aws_lc_rs::rsa::KeyPair, super::Secret),
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair, &'static str),
+}
+
+impl core::fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("RsaSigner([redacted])")
+        write!(f, "ClientKey({} [redacted])", self.algorithm())
     }
 }
 
-impl RsaSigner {
-    /// From a PKCS#1 or PKCS#8 DER private key.
+impl ClientKey {
+    /// From DER: PKCS#1 RSAPrivateKey, SEC1 ECPrivateKey (P-256, P-384,
+    /// P-521) or PKCS#8 PrivateKeyInfo of either, as [`super::pem::private_key`]
+    /// returns them.
     pub fn from_der(der: &[u8]) -> Result<Self, CertError> {
-        aws_lc_rs::rsa::KeyPair::from_der(der)
+        use aws_lc_rs::signature::KeyPair as _;
+        if let Ok(k) = aws_lc_rs::rsa::KeyPair::from_der(der)
             .or_else(|_| aws_lc_rs::rsa::KeyPair::from_pkcs8(der))
-            .map(RsaSigner)
-            .map_err(|_| {
-                CertError::Unsupported(
-                    "the client key is not an RSA key in PKCS#1 or PKCS#8 DER".into(),
-                )
-            })
+        {
+            let public = k.public_key().as_ref().to_vec();
+            return Ok(ClientKey {
+                kind: ClientKeyKind::Rsa(k, super::Secret::from(der)),
+                public,
+            });
+        }
+        let curves: [(&'static sg::EcdsaSigningAlgorithm, &'static str); 3] = [
+            (&sg::ECDSA_P256_SHA256_FIXED_SIGNING, "ECDSA P-256"),
+            (&sg::ECDSA_P384_SHA384_FIXED_SIGNING, "ECDSA P-384"),
+            (&sg::ECDSA_P521_SHA512_FIXED_SIGNING, "ECDSA P-521"),
+        ];
+        for (alg, name) in curves {
+            if let Ok(k) = sg::EcdsaKeyPair::from_pkcs8(alg, der)
+                .or_else(|_| sg::EcdsaKeyPair::from_private_key_der(alg, der))
+            {
+                let public = k.public_key().as_ref().to_vec();
+                return Ok(ClientKey {
+                    kind: ClientKeyKind::Ecdsa(k, name),
+                    public,
+                });
+            }
+        }
+        Err(CertError::Unsupported(
+            "the client key is neither RSA nor ECDSA P-256/P-384/P-521 (PKCS#1, SEC1 or PKCS#8)"
+                .into(),
+        ))
     }
 
-    /// PKCS#1 v1.5 signature of `msg` with the hash that goes with `prf`.
+    /// "RSA 2048" or "ECDSA P-256", for messages.
+    pub fn algorithm(&self) -> String {
+        match &self.kind {
+            ClientKeyKind::Rsa(k, _) => format!("RSA {}", k.public_modulus_len() * 8),
+            ClientKeyKind::Ecdsa(_, name) => (*name).to_string(),
+        }
+    }
+
+    /// Whether this is the private half of certificate `ee`'s public key.
+    pub fn matches(&self, ee: &[u8]) -> bool {
+        key_of(ee).is_ok_and(|(_, k)| k == self.public)
+    }
+
+    /// The signature of `msg` for an IKE SA whose PRF is `prf`.
     pub fn sign(&self, prf: PrfId, msg: &[u8]) -> Result<Vec<u8>, CertError> {
-        let enc: &'static dyn sg::RsaEncoding = match prf {
-            PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_SHA384,
-            PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_SHA512,
-            _ => &sg::RSA_PKCS1_SHA256,
-        };
-        let mut sig = vec![0u8; self.0.public_modulus_len()];
-        self.0
-            .sign(enc, &aws_lc_rs::rand::SystemRandom::new(), msg, &mut sig)
-            .map_err(|_| CertError::Unsupported("RSA signing failed".into()))?;
-        Ok(sig)
+        let failed = || CertError::Unsupported(format!("{} signing failed", self.algorithm()));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.kind {
+            ClientKeyKind::Rsa(k, der) => {
+                let enc: &'static dyn sg::RsaEncoding = match prf {
+                    PrfId::HMAC_SHA1 => {
+                        return super::rsa_sha1::sign(der.expose(), msg).ok_or_else(failed)
+                    }
+                    PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_SHA384,
+                    PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_SHA512,
+                    // HMAC-SHA2-256 and PRFs without a hash of their own
+                    // (AES-XCBC, AES-CMAC): SHA-256.
+                    _ => &sg::RSA_PKCS1_SHA256,
+                };
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(enc, &rng, msg, &mut sig).map_err(|_| failed())?;
+                Ok(sig)
+            }
+            ClientKeyKind::Ecdsa(k, _) => k
+                .sign(&rng, msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| failed()),
+        }
     }
 }
 
@@ -495,5 +558,108 @@ fn ok_if(ok: bool, name: &'static str) -> Result<&'static str, CertError> {
         Ok(name)
     } else {
         Err(CertError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::pem;
+
+    fn key(name: &str) -> ClientKey {
+        let text = std::fs::read(format!(
+            "{}/src/crypto/testdata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        ClientKey::from_der(pem::private_key(&text, None).unwrap().expose()).unwrap()
+    }
+
+    fn cert(name: &str) -> Vec<u8> {
+        let text = std::fs::read(format!(
+            "{}/src/crypto/testdata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        pem::certificates(&text).unwrap().remove(0)
+    }
+
+    fn verifies(alg: &'static dyn sg::VerificationAlgorithm, ee: &[u8], sig: &[u8]) -> bool {
+        let (_, k) = key_of(ee).unwrap();
+        sg::UnparsedPublicKey::new(alg, &k)
+            .verify(b"signed octets", sig)
+            .is_ok()
+    }
+
+    /// The RSA hash follows the PRF, SHA-1 included (seed 004's ASA
+    /// negotiates PRF_HMAC_SHA1); each signature verifies with that hash
+    /// only.
+    #[test]
+    fn rsa_signature_hash_follows_the_prf() {
+        let k = key("rsa-pkcs1.pem");
+        let ee = cert("rsa.crt");
+        assert_eq!(k.algorithm(), "RSA 2048");
+        let cases: [(PrfId, &'static dyn sg::VerificationAlgorithm); 4] = [
+            (
+                PrfId::HMAC_SHA1,
+                &sg::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            ),
+            (PrfId::HMAC_SHA2_256, &sg::RSA_PKCS1_2048_8192_SHA256),
+            (PrfId::HMAC_SHA2_384, &sg::RSA_PKCS1_2048_8192_SHA384),
+            (PrfId::HMAC_SHA2_512, &sg::RSA_PKCS1_2048_8192_SHA512),
+        ];
+        for (prf, alg) in cases {
+            let sig = k.sign(prf, b"signed octets").unwrap();
+            assert_eq!(sig.len(), 256);
+            for (other, other_alg) in cases {
+                assert_eq!(
+                    verifies(other_alg, &ee, &sig),
+                    other == prf,
+                    "PRF {prf:?} signature checked as {other:?}"
+                );
+            }
+            let _ = alg;
+        }
+        // PKCS#8 of the same key signs the same (PKCS#1 v1.5 is deterministic).
+        assert_eq!(
+            key("rsa-pkcs8.pem")
+                .sign(PrfId::HMAC_SHA1, b"signed octets")
+                .unwrap(),
+            k.sign(PrfId::HMAC_SHA1, b"signed octets").unwrap()
+        );
+    }
+
+    /// ECDSA keys (SEC1 and PKCS#8) sign fixed r | s with the curve's hash.
+    #[test]
+    fn ecdsa_keys_sign_with_the_curve_hash() {
+        let k = key("ec256-sec1.pem");
+        let ee = cert("ec256.crt");
+        assert_eq!(k.algorithm(), "ECDSA P-256");
+        assert!(k.matches(&ee));
+        let sig = k.sign(PrfId::HMAC_SHA1, b"signed octets").unwrap();
+        assert_eq!(sig.len(), 64);
+        assert!(verifies(&sg::ECDSA_P256_SHA256_FIXED, &ee, &sig));
+        let k384 = key("ec384-pkcs8.pem");
+        assert_eq!(k384.algorithm(), "ECDSA P-384");
+        let sig = k384.sign(PrfId::HMAC_SHA2_256, b"signed octets").unwrap();
+        assert_eq!(sig.len(), 96);
+        assert!(
+            sg::UnparsedPublicKey::new(&sg::ECDSA_P384_SHA384_FIXED, &k384.public)
+                .verify(b"signed octets", &sig)
+                .is_ok()
+        );
+    }
+
+    /// A key is matched against its certificate; garbage is named, not a panic.
+    #[test]
+    fn keys_match_their_certificates_only() {
+        let (rsa, ec) = (key("rsa-pkcs8.pem"), key("ec256-sec1.pem"));
+        assert!(rsa.matches(&cert("rsa.crt")));
+        assert!(!rsa.matches(&cert("ec256.crt")));
+        assert!(!ec.matches(&cert("rsa.crt")));
+        assert!(!rsa.matches(b"not a certificate"));
+        let e = ClientKey::from_der(b"\x30\x03\x02\x01\x00").unwrap_err();
+        assert!(e.to_string().contains("neither RSA nor ECDSA"), "{e}");
+        assert!(!format!("{rsa:?}").contains("30"), "{rsa:?}");
     }
 }

@@ -299,17 +299,8 @@ impl Gw {
                                 &[ca],
                                 now,
                             );
-                            let ok_sig = acclient_core::crypto::sig::verify_auth(
-                                AuthMethod::RSA_SIG,
-                                &sig,
-                                &octets,
-                                &chain[0],
-                                sa.suite.prf.id(),
-                            );
-                            if let Err(e) = ok_chain
-                                .map_err(|e| e.to_string())
-                                .and(ok_sig.map(|_| ()).map_err(|e| e.to_string()))
-                            {
+                            let ok_sig = tlv_signature(&chain[0], sa.suite.prf.id(), &octets, &sig);
+                            if let Err(e) = ok_chain.map_err(|e| e.to_string()).and(ok_sig) {
                                 return fail(self, &format!("client certificate refused: {e}"));
                             }
                             let subject = acclient_core::crypto::sig::summarize(&chain[0])
@@ -557,4 +548,38 @@ impl Gw {
             &[Payload::from(PayloadBody::Eap(&e))],
         )
     }
+}
+
+/// Checks TLV 1 as a gateway that follows the PRF does: RSA PKCS#1 v1.5
+/// with exactly the PRF's hash (SHA-1 for a SHA-1 PRF, not "SHA-1 or
+/// SHA-256"), ECDSA fixed r | s with the curve's hash (RFC 4754).
+fn tlv_signature(
+    ee: &[u8],
+    prf: PrfId,
+    signed: &[u8],
+    sig: &[u8],
+) -> std::result::Result<(), String> {
+    use aws_lc_rs::signature as sg;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, c) = X509Certificate::from_der(ee).map_err(|_| "unparsable certificate".to_string())?;
+    let spki = &c.tbs_certificate.subject_pki;
+    let key = spki.subject_public_key.data.as_ref();
+    let alg: &'static dyn sg::VerificationAlgorithm =
+        match (spki.algorithm.algorithm.to_id_string().as_str(), key.len()) {
+            ("1.2.840.113549.1.1.1", _) => match prf {
+                PrfId::HMAC_SHA1 => &sg::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_2048_8192_SHA384,
+                PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_2048_8192_SHA512,
+                _ => &sg::RSA_PKCS1_2048_8192_SHA256,
+            },
+            ("1.2.840.10045.2.1", 65) => &sg::ECDSA_P256_SHA256_FIXED,
+            ("1.2.840.10045.2.1", 97) => &sg::ECDSA_P384_SHA384_FIXED,
+            ("1.2.840.10045.2.1", 133) => &sg::ECDSA_P521_SHA512_FIXED,
+            (oid, _) => return Err(format!("unsupported client key {oid}")),
+        };
+    sg::UnparsedPublicKey::new(alg, key)
+        .verify(signed, sig)
+        .map_err(|_| {
+            format!("RSA/ECDSA signature verification failed for EAP anyconnect tlv (PRF {prf:?})")
+        })
 }

@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 pub(crate) struct Args {
     pub(crate) listen: IpAddr,
     pub(crate) cert: Vec<u8>,
-    pub(crate) key: aws_lc_rs::rsa::KeyPair,
+    /// The gateway certificate's RSA key; it signs method-1 AUTH with the
+    /// PRF's hash, SHA-1 included, as an ASA does.
+    pub(crate) key: acclient_core::crypto::sig::ClientKey,
     pub(crate) users: Vec<(String, String)>,
     pub(crate) groups: Vec<String>,
     pub(crate) mtu: usize,
@@ -55,6 +57,9 @@ pub(crate) struct Knobs {
     pub(crate) dpd_attr: u32,
     /// Cisco NAT-T keepalive attribute (seconds, default 20).
     pub(crate) keepalive_attr: u32,
+    /// Only this IKE PRF (`sha1`, `sha256`, `sha384`, `sha512`), as an ASA
+    /// with one proposal (seed 004's negotiates PRF SHA1).
+    pub(crate) ike_prf: Option<acclient_core::wire::PrfId>,
     /// Pick extended sequence numbers when the client offers them.
     pub(crate) esn: bool,
     /// Cisco default domain and split-DNS list (comma separated).
@@ -66,14 +71,12 @@ pub(crate) struct Knobs {
     pub(crate) otp_once: bool,
 }
 
-pub(crate) fn pem_der(text: &str, label: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let s = text.find(&begin)? + begin.len();
-    let e = text[s..].find(&end)? + s;
-    let b64: String = text[s..e].chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+/// The first certificate of a PEM file (the shared reader of acclient-core).
+pub(crate) fn pem_cert(text: &str) -> Option<Vec<u8>> {
+    acclient_core::crypto::pem::certificates(text.as_bytes())
+        .ok()?
+        .into_iter()
+        .next()
 }
 
 pub(crate) fn usage(msg: &str) -> ! {
@@ -107,22 +110,15 @@ pub(crate) fn parse_args() -> Args {
             "--listen" => listen = Some(val().parse().unwrap_or_else(|_| usage("bad --listen"))),
             "--cert" => {
                 let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
-                cert = Some(
-                    pem_der(&t, "CERTIFICATE").unwrap_or_else(|| usage("no certificate in --cert")),
-                );
+                cert = Some(pem_cert(&t).unwrap_or_else(|| usage("no certificate in --cert")));
             }
             "--key" => {
                 let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
-                let k = pem_der(&t, "RSA PRIVATE KEY")
-                    .and_then(|d| aws_lc_rs::rsa::KeyPair::from_der(&d).ok())
-                    .or_else(|| {
-                        pem_der(&t, "PRIVATE KEY")
-                            .and_then(|d| aws_lc_rs::rsa::KeyPair::from_pkcs8(&d).ok())
-                    });
-                key =
-                    Some(k.unwrap_or_else(|| {
-                        usage("--key must be an RSA key (PKCS#1 or PKCS#8 PEM)")
-                    }));
+                let k = acclient_core::crypto::pem::private_key(t.as_bytes(), None)
+                    .ok()
+                    .and_then(|d| acclient_core::crypto::sig::ClientKey::from_der(d.expose()).ok())
+                    .filter(|k| k.algorithm().starts_with("RSA"));
+                key = Some(k.unwrap_or_else(|| usage("--key must be an RSA key (PEM)")));
             }
             "--user" => {
                 let v = val();
@@ -164,10 +160,8 @@ pub(crate) fn parse_args() -> Args {
             "--dpd" => knobs.dpd = val().parse().unwrap_or_else(|_| usage("bad --dpd")),
             "--client-ca" => {
                 let t = std::fs::read_to_string(val()).unwrap_or_else(|e| usage(&e.to_string()));
-                knobs.client_ca = Some(
-                    pem_der(&t, "CERTIFICATE")
-                        .unwrap_or_else(|| usage("no certificate in --client-ca")),
-                );
+                knobs.client_ca =
+                    Some(pem_cert(&t).unwrap_or_else(|| usage("no certificate in --client-ca")));
             }
             "--drop-fragment" => {
                 knobs.drop_fragment = Some(
@@ -188,6 +182,16 @@ pub(crate) fn parse_args() -> Args {
             "--esp-suite" => knobs.esp_suite = Some(val()),
             "--esp-faults" => knobs.esp_faults = true,
             "--esn" => knobs.esn = true,
+            "--ike-prf" => {
+                use acclient_core::wire::PrfId;
+                knobs.ike_prf = Some(match val().as_str() {
+                    "sha1" => PrfId::HMAC_SHA1,
+                    "sha256" => PrfId::HMAC_SHA2_256,
+                    "sha384" => PrfId::HMAC_SHA2_384,
+                    "sha512" => PrfId::HMAC_SHA2_512,
+                    _ => usage("--ike-prf is sha1, sha256, sha384 or sha512"),
+                })
+            }
             "--domain" => knobs.domain = Some(val()),
             "--split-dns" => knobs.split_dns = Some(val()),
             "--keepalive-attr" => {

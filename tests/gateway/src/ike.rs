@@ -15,32 +15,14 @@ use acclient_core::wire::*;
 use super::*;
 
 impl Gw {
+    /// Method 1 with the PRF's hash ("RSA hash follows the PRF"), SHA-1
+    /// for a SHA-1 PRF as seed 004's ASA does.
     pub(crate) fn sign(&self, suite: &IkeSuite, octets: &[u8]) -> (AuthMethod, Vec<u8>) {
-        use aws_lc_rs::signature as sg;
-        let mut sig = vec![0u8; self.a.key.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        // Method 1 with the PRF's hash ("RSA hash follows the PRF"); with a
-        // SHA-1 PRF, RFC 7427 with sha256WithRSAEncryption instead (aws-lc
-        // does not sign PKCS#1 SHA-1).
-        let enc: &'static dyn sg::RsaEncoding = match suite.prf.id() {
-            PrfId::HMAC_SHA2_384 => &sg::RSA_PKCS1_SHA384,
-            PrfId::HMAC_SHA2_512 => &sg::RSA_PKCS1_SHA512,
-            _ => &sg::RSA_PKCS1_SHA256,
-        };
-        self.a
+        let sig = self
+            .a
             .key
-            .sign(enc, &rng, octets, &mut sig)
+            .sign(suite.prf.id(), octets)
             .expect("RSA signing");
-        if suite.prf.id() == PrfId::HMAC_SHA1 {
-            let algid = [
-                0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
-                0x00,
-            ];
-            let mut d = vec![algid.len() as u8];
-            d.extend_from_slice(&algid);
-            d.extend_from_slice(&sig);
-            return (AuthMethod::DIGITAL_SIGNATURE, d);
-        }
         (AuthMethod::RSA_SIG, sig)
     }
 
@@ -198,6 +180,15 @@ impl Gw {
             flags: Flags(Flags::RESPONSE),
             ..m.header
         };
+        let mut sa = sa;
+        if let Some(prf) = self.a.knobs.ike_prf {
+            for p in &mut sa.proposals {
+                p.transforms
+                    .retain(|t| t.ty != TransformType::PRF || t.id == prf.0);
+            }
+            sa.proposals
+                .retain(|p| p.of_type(TransformType::PRF).next().is_some());
+        }
         let Some(chosen) = proposals::choose_from_peer(&sa, ProtocolId::IKE, Some(ke.group)) else {
             // Ask for the first group of theirs we can do (RFC 7296 §1.2).
             let want = sa

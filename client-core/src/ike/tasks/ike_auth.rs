@@ -553,7 +553,7 @@ impl IkeAuth {
             ike.keys.sk_pi.expose(),
             &d.idi_body,
         );
-        let sig = sig::RsaSigner::from_der(cert.key.expose())
+        let sig = sig::ClientKey::from_der(cert.key.expose())
             .and_then(|s| s.sign(ike.suite.prf.id(), &octets))
             .map_err(|e| DisconnectReason::Local(e.to_string()))?;
         let p7 = crate::crypto::pkcs7::certs_only(&cert.chain);
