@@ -185,9 +185,72 @@ fn acgateway_traffic_drops_and_clean_teardown() {
     );
 }
 
-/// strongSwan as the gateway (kernel-libipsec ESP), dual-stack: ping over
-/// IPv4 and IPv6 and a TCP transfer; full tunnel keeps the gateway reachable;
-/// DNS goes to the netns resolv.conf and back.
+/// IPv6 around a full tunnel without an IPv6 address (the gateway assigns
+/// IPv4 only, over an IPv6-capable LAN): blocked by default — ping to an
+/// IPv6 host that the LAN reaches fails and `status` counts the drops —
+/// and reaching it again once the session ends; `--allow-ipv6-bypass` lets
+/// it through as before.
+#[test]
+fn ipv6_does_not_leak_around_a_full_tunnel() {
+    let mut lab = lab_or_skip!("tunv6");
+    must(&format!(
+        "set -e
+         ip -n {gw} addr add 2001:db8:100::1/64 dev veth-gw nodad
+         ip -n {cl} addr add 2001:db8:100::2/64 dev veth-cl nodad
+         ip -n {gw} addr add 2001:db8:ffff::1/128 dev lo
+         ip -n {cl} -6 route add default via 2001:db8:100::1",
+        gw = lab.gw,
+        cl = lab.cl
+    ));
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let ping6 = "ping -6 -c 3 -i 0.2 -W 1 2001:db8:ffff::1";
+    let out = ok(&lab.in_cl(ping6));
+    assert!(out.contains("3 received"), "the LAN reaches it: {out}");
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
+    let during = lab.client_net_state();
+    assert!(during.contains("::/1 dev acvpn0"), "{during}");
+    assert!(during.contains("8000::/1 dev acvpn0"), "{during}");
+    let o = lab.in_cl(ping6);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && out.contains("0 received"),
+        "IPv6 leaked around the tunnel: {out}"
+    );
+    let st = lab.status();
+    assert!(
+        st["esp"]["drop_ipv6"].as_u64().unwrap_or(0) >= 3,
+        "blocked IPv6 counted: {st}"
+    );
+    let (code, human, _, _) = lab.acclient(&["status"], "");
+    assert_eq!(code, 0);
+    assert!(human.contains("#pkts IPv6 blocked"), "{human}");
+    // IPv4 still flows.
+    let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("3 received"), "{out}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c"));
+    assert_eq!(lab.client_net_state(), before);
+    let out = ok(&lab.in_cl(ping6));
+    assert!(out.contains("3 received"), "IPv6 back after: {out}");
+    // The user's choice: IPv6 keeps the LAN's routes.
+    let pid = connected(
+        &mut lab,
+        "c2",
+        &connect_args(&ca, &["--allow-ipv6-bypass"]),
+        "pw\n",
+    );
+    assert!(!lab.client_net_state().contains("::/1 dev acvpn0"));
+    let out = ok(&lab.in_cl(ping6));
+    assert!(out.contains("3 received"), "bypass allowed: {out}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c2"));
+    assert_eq!(lab.client_net_state(), before);
+}
+
+/// strongSwan as the gateway (kernel-libipsec ESP), dual-stack: IPv6 is asked
+/// for by default; ping over IPv4 and IPv6 and a TCP transfer; full tunnel
+/// keeps the gateway reachable; DNS goes to the netns resolv.conf and back;
+/// `--disable-ipv6` asks for none.
 #[test]
 fn strongswan_traffic_dual_stack() {
     let mut lab = lab_or_skip!("tunss");
@@ -216,7 +279,7 @@ fn strongswan_traffic_dual_stack() {
     lab.start_strongswan(&conf, "");
     let before = lab.client_net_state();
     let ca = lab.ca("ca.crt");
-    let args = ss_connect_args(&ca, &["--ipv6", "-v"]);
+    let args = ss_connect_args(&ca, &["-v"]);
     let pid = connected(&mut lab, "c", &args, "alice-password\n");
     let during = lab.client_net_state();
     assert!(during.contains("0.0.0.0/1 dev acvpn0"), "{during}");
@@ -245,6 +308,19 @@ fn strongswan_traffic_dual_stack() {
     // TCP over IPv6 inside: TUN segmentation offload for TCPv6 too.
     let v = tcp_transfer(&lab, "2001:db8:ffff::1", 2, "");
     assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 1e5);
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+    assert_eq!(lab.client_net_state(), before);
+    // --disable-ipv6 (openconnect's): no IPv6 asked for, none assigned, and
+    // IPv6 is then held back from going around the full tunnel.
+    let mut args = ss_connect_args(&ca, &["--disable-ipv6"]);
+    args.retain(|a| *a != "-v");
+    let pid = connected(&mut lab, "c6", &args, "alice-password\n");
+    let during = lab.client_net_state();
+    assert!(
+        !during.contains("2001:db8:1::"),
+        "no IPv6 address: {during}"
+    );
+    assert!(during.contains("::/1 dev acvpn0"), "blocked: {during}");
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
     assert_eq!(lab.client_net_state(), before);
 }

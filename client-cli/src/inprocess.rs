@@ -111,7 +111,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     s.remote_id = a.remote_id.clone();
     s.legacy = a.legacy;
     s.legacy_group1 = a.legacy_modp768;
-    s.request_ipv6 = a.ipv6;
+    s.request_ipv6 = !a.disable_ipv6;
     apply_numeric_flags(&mut s, &a);
     if a.passwd_on_stdin {
         s.password = Some(stdin_password().await?);
@@ -171,6 +171,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 },
                 include: parse(&a.split_include, "split-include")?,
                 exclude: parse(&a.split_exclude, "split-exclude")?,
+                ipv6_bypass: a.allow_ipv6_bypass,
             },
             dns: !a.no_dns,
             script: a.script.clone(),

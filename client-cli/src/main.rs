@@ -155,9 +155,19 @@ struct ConnectArgs {
     /// Largest IKE datagram before fragmenting (RFC 7383).
     #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u16).range(256..))]
     fragment_size: u16,
-    /// Ask for an IPv6 address too.
+    /// Do not ask the gateway for IPv6 (an address and IPv6 traffic
+    /// selectors); by default both are asked for, as openconnect and Cisco's
+    /// client do.
     #[arg(long)]
+    disable_ipv6: bool,
+    /// The default now (IPv6 is asked for); kept so older scripts still run.
+    #[arg(long, hide = true, conflicts_with = "disable_ipv6")]
     ipv6: bool,
+    /// In a full tunnel without an IPv6 address, let IPv6 use the machine's
+    /// own routes. By default it is sent into the tunnel device and dropped
+    /// (counted in `status`), so it cannot leak around the tunnel.
+    #[arg(long)]
+    allow_ipv6_bypass: bool,
     /// Print machine-readable JSON.
     #[arg(long)]
     json: bool,
@@ -324,6 +334,7 @@ fn check_mode(a: &ConnectArgs, connect: bool) -> Result<()> {
             (a.no_dns, "--no-dns"),
             (a.mtu.is_some(), "--mtu"),
             (a.reconnect_timeout != 600, "--reconnect-timeout"),
+            (a.allow_ipv6_bypass, "--allow-ipv6-bypass"),
         ] {
             if set {
                 return Err(usage(format!(
@@ -487,7 +498,8 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
         identity: p.identity.clone(),
         remote_id: a.remote_id.clone(),
         legacy: a.legacy,
-        ipv6: a.ipv6,
+        ipv6: !a.disable_ipv6,
+        allow_ipv6_bypass: a.allow_ipv6_bypass,
         fragment_size: Some(a.fragment_size.into()),
         ike_lifetime: Some(a.ike_lifetime),
         child_lifetime: Some(a.child_lifetime),

@@ -139,6 +139,10 @@ pub(crate) async fn status_cmd(json: bool) -> Result<i32> {
     );
     println!("    #pkts replay failed: {}, #pkts auth failed (ICV): {}, #pkts invalid spi: {}, #pkts malformed: {}",
         g("/esp/drop_replay"), g("/esp/drop_integrity"), g("/esp/drop_unknown_spi"), g("/esp/drop_malformed"));
+    println!(
+        "    #pkts IPv6 blocked (no IPv6 in the tunnel): {}",
+        g("/esp/drop_ipv6")
+    );
     println!("    #NAT-T keepalives sent: {}", g("/esp/keepalives"));
     println!("     inbound esp sas:");
     println!(

@@ -91,8 +91,11 @@ pub struct ConnectRequest {
     pub client_key: Option<Vec<u8>>,
     /// Also offer legacy algorithms.
     pub legacy: bool,
-    /// Ask for an IPv6 address too.
+    /// Ask for IPv6 too (an address and IPv6 traffic selectors).
     pub ipv6: bool,
+    /// In a full tunnel without an IPv6 address, let IPv6 bypass the tunnel
+    /// (default: blocked).
+    pub allow_ipv6_bypass: bool,
     /// Largest IKE datagram before fragmenting.
     pub fragment_size: Option<usize>,
     /// Rekey lifetimes, seconds.

@@ -4,7 +4,11 @@
 //! and tested without touching the kernel.
 //!
 //! * Full tunnel: `0.0.0.0/1` + `128.0.0.0/1` (and `::/1` + `8000::/1` when
-//!   an IPv6 address was assigned) through the tunnel. The machine's own
+//!   an IPv6 address was assigned) through the tunnel. Without an IPv6
+//!   address, `::/1` + `8000::/1` still point into the tunnel device, where
+//!   the data plane drops and counts IPv6: nothing leaks around a full
+//!   tunnel (Cisco's client blocks it too), unless the user allows the
+//!   bypass. The machine's own
 //!   default route stays untouched, so putting things back is only removing
 //!   what we added, and the two halves beat it by prefix length.
 //! * Split include: exactly the pushed subnets (or the narrowed TSr).
@@ -131,6 +135,9 @@ pub struct RouteOptions {
     pub include: Vec<Prefix>,
     /// Split-exclude prefixes.
     pub exclude: Vec<Prefix>,
+    /// Let IPv6 take the machine's own routes when a full tunnel carries
+    /// none (`--allow-ipv6-bypass`); by default it is blocked.
+    pub ipv6_bypass: bool,
 }
 
 /// The prefixes a list of traffic selectors covers, or None if one of them
@@ -192,6 +199,24 @@ pub fn range_prefixes(a: IpAddr, b: IpAddr) -> Vec<Prefix> {
     out
 }
 
+/// The two IPv6 halves into the tunnel device, which carries no IPv6 and
+/// so drops it; an IPv6 gateway keeps its underlay route.
+fn block_v6(routes: &mut Vec<Route>, gateway: IpAddr) {
+    let any = Prefix::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0);
+    for h in any.and_then(|p| p.halves()).into_iter().flatten() {
+        routes.push(Route {
+            dst: h,
+            via: Via::Tunnel,
+        });
+    }
+    if gateway.is_ipv6() {
+        routes.push(Route {
+            dst: Prefix::host(gateway),
+            via: Via::Underlay,
+        });
+    }
+}
+
 /// The routes for `cfg`, given the gateway's address and the prefixes of
 /// the LAN the machine sits on. Sorted, without duplicates.
 pub fn plan(
@@ -202,8 +227,12 @@ pub fn plan(
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let has_v6 = cfg.addresses.iter().any(|(a, _)| a.is_ipv6());
+    let mut v4_full = false;
     for v6 in [false, true] {
         if v6 && !has_v6 {
+            if v4_full && !opts.ipv6_bypass {
+                block_v6(&mut routes, gateway);
+            }
             continue;
         }
         let fam = |p: &Prefix| p.addr.is_ipv6() == v6;
@@ -222,6 +251,7 @@ pub fn plan(
             include = ts; // the gateway narrowed TSr: that is the split
         }
         let full = include.is_empty() || include.iter().any(|p| p.len == 0);
+        v4_full |= full && !v6;
         if full {
             let any = Prefix::new(
                 if v6 {
@@ -336,10 +366,13 @@ mod tests {
                 "198.51.100.0/25 Tunnel",
                 "198.51.100.1/32 Underlay",
                 "198.51.100.128/25 Tunnel",
+                "::/1 Tunnel",
+                "8000::/1 Tunnel",
             ]
         );
         let o = RouteOptions {
             local_lan: true,
+            ipv6_bypass: true,
             ..Default::default()
         };
         let r = plan(&cfg(&[], None, false), gw, &lan, &o);
@@ -349,6 +382,36 @@ mod tests {
                 "0.0.0.0/1 Tunnel",
                 "128.0.0.0/1 Tunnel",
                 "198.51.100.1/32 Underlay"
+            ]
+        );
+    }
+
+    /// A full tunnel without an IPv6 address still takes IPv6 into the
+    /// tunnel device (to be dropped) unless bypass is allowed; a split
+    /// tunnel leaves IPv6 alone; an IPv6 gateway stays reachable.
+    #[test]
+    fn ipv6_blocked_in_a_full_tunnel_without_an_ipv6_address() {
+        let v4gw: IpAddr = GW.parse().unwrap();
+        let r = plan(&cfg(&[], None, false), v4gw, &[], &RouteOptions::default());
+        assert!(show(&r).contains(&"::/1 Tunnel".to_string()), "{r:?}");
+        assert!(show(&r).contains(&"8000::/1 Tunnel".to_string()), "{r:?}");
+        let r = plan(
+            &cfg(&["203.0.113.0/24"], None, false),
+            v4gw,
+            &[],
+            &RouteOptions::default(),
+        );
+        assert_eq!(show(&r), ["203.0.113.0/24 Tunnel"]);
+        let v6gw: IpAddr = "2001:db8:100::1".parse().unwrap();
+        let r = plan(&cfg(&[], None, false), v6gw, &[], &RouteOptions::default());
+        assert_eq!(
+            show(&r),
+            [
+                "0.0.0.0/1 Tunnel",
+                "128.0.0.0/1 Tunnel",
+                "::/1 Tunnel",
+                "2001:db8:100::1/128 Underlay",
+                "8000::/1 Tunnel",
             ]
         );
     }

@@ -200,6 +200,7 @@ pub(super) async fn start(
             local_lan: req.local_lan,
             include: prefixes(&req.split_include, "split-include")?,
             exclude: prefixes(&req.split_exclude, "split-exclude")?,
+            ipv6_bypass: req.allow_ipv6_bypass,
         },
         dns: !req.no_dns,
         script: None, // the agent never runs a program a front end names

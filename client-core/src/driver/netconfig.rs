@@ -485,7 +485,22 @@ impl NetConfig {
                 Err(e) => return Err(nl(e, &format!("add address {ip}/{len} to {name}"))),
             }
         }
+        // IPv6 into a tunnel device that has no IPv6 address is the leak
+        // block (routes.rs): make sure the device takes IPv6 at all.
+        let v6_block = !s.addresses.iter().any(|(a, _)| a.is_ipv6());
+        let ipv6_kernel = std::path::Path::new("/proc/sys/net/ipv6").exists();
+        if v6_block && ipv6_kernel {
+            let knob = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+            if std::fs::read_to_string(&knob).is_ok_and(|v| v.trim() != "0") {
+                std::fs::write(&knob, "0")
+                    .map_err(|e| io::Error::new(e.kind(), format!("{knob}: {e}")))?;
+            }
+        }
         for r in &s.routes {
+            if v6_block && r.via == Via::Tunnel && r.dst.addr.is_ipv6() && !ipv6_kernel {
+                info!("no IPv6 in this kernel: nothing to block around the tunnel");
+                continue;
+            }
             let (via, oif) = match r.via {
                 Via::Tunnel => (None, index),
                 Via::Underlay => {
@@ -520,6 +535,18 @@ impl NetConfig {
                         self.journal.ops.pop();
                         self.rewrite()?;
                     }
+                }
+                Err(e) if v6_block && r.via == Via::Tunnel && r.dst.addr.is_ipv6() => {
+                    // Fail closed: a full tunnel that cannot hold IPv6 back
+                    // would let it leak.
+                    return Err(nl(
+                        e,
+                        &format!(
+                            "block IPv6 outside the tunnel (route {} into {name}; \
+                             --allow-ipv6-bypass lets IPv6 go around it)",
+                            r.dst
+                        ),
+                    ));
                 }
                 Err(e) => return Err(nl(e, &format!("add route {}", r.dst))),
             }

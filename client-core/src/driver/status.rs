@@ -151,6 +151,10 @@ pub struct EspStatus {
     pub drop_malformed: u64,
     /// Outbound drops and send errors.
     pub drop_tx: u64,
+    /// Outbound IPv6 dropped: the tunnel has no IPv6 address (blocked,
+    /// unless `--allow-ipv6-bypass` routes it around the tunnel).
+    #[serde(default)]
+    pub drop_ipv6: u64,
     /// NAT-T keepalives sent.
     pub keepalives: u64,
     /// Echo replies to `--ping`.
@@ -175,6 +179,7 @@ impl From<EspCounters> for EspStatus {
             drop_unknown_spi: e.drop_unknown_spi,
             drop_malformed: e.drop_malformed,
             drop_tx: e.drop_tx,
+            drop_ipv6: e.drop_ipv6,
             keepalives: e.keepalives,
             echo_replies: e.echo_replies,
             sent: e.tx_packets,

@@ -39,6 +39,10 @@ pub enum DropReason {
     Buffer,
     /// Outbound sequence numbers exhausted: rekey first.
     SequenceExhausted,
+    /// IPv6 from the tunnel device while the tunnel has no IPv6 address:
+    /// blocked, so it neither leaks around a full tunnel nor goes to a
+    /// gateway that cannot route it.
+    Ipv6Blocked,
 }
 
 /// A CHILD SA's parameters and keys: what the data plane is built from.
@@ -453,6 +457,8 @@ pub struct EspCounters {
     pub drop_malformed: u64,
     /// Outbound packets dropped (no SA yet, buffer, send failure).
     pub drop_tx: u64,
+    /// Outbound IPv6 dropped: the tunnel has no IPv6 address.
+    pub drop_ipv6: u64,
     /// NAT-T keepalives sent.
     pub keepalives: u64,
     /// ICMP echo replies to our `--ping` probe.
@@ -473,6 +479,7 @@ impl EspCounters {
             drop_unknown_spi: self.drop_unknown_spi + o.drop_unknown_spi,
             drop_malformed: self.drop_malformed + o.drop_malformed,
             drop_tx: self.drop_tx + o.drop_tx,
+            drop_ipv6: self.drop_ipv6 + o.drop_ipv6,
             keepalives: self.keepalives + o.keepalives,
             echo_replies: self.echo_replies + o.echo_replies,
         }

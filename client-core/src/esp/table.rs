@@ -27,6 +27,8 @@ pub(crate) struct SaTable {
     pub(crate) counters: EspCounters,
     /// A rekey was asked for the current outbound SA's sequence numbers.
     rekey_asked: bool,
+    /// The tunnel has an IPv6 address: IPv6 may be sealed.
+    pub(crate) ipv6: bool,
 }
 
 impl SaTable {
@@ -85,6 +87,10 @@ impl SaTable {
 
     /// Seals an IP packet into `out`. Counts what it sealed or dropped.
     pub(crate) fn seal(&mut self, ip: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
+        if !self.ipv6 && ip.first().is_some_and(|b| b >> 4 == 6) {
+            self.counters.drop_ipv6 += 1;
+            return Err(DropReason::Ipv6Blocked);
+        }
         let Some(sa) = self.out.as_mut() else {
             self.counters.drop_tx += 1;
             return Err(DropReason::UnknownSpi);
@@ -223,5 +229,22 @@ mod tests {
         assert!(!t.take_rekey_due());
         t.remove_current(now);
         assert!(!t.can_send());
+    }
+
+    /// Without an IPv6 address in the tunnel, IPv6 is dropped and counted
+    /// (the leak block), not sealed; with one, it is sealed like IPv4.
+    #[test]
+    fn ipv6_is_blocked_unless_the_tunnel_has_an_ipv6_address() {
+        let now = crate::test_now();
+        let mut t = SaTable::default();
+        t.install(&info(0xc000_0001, 0x1, 1), now);
+        let mut out = [0u8; 200];
+        let v6 = [0x60u8; 60];
+        assert_eq!(t.seal(&v6, &mut out), Err(DropReason::Ipv6Blocked));
+        assert_eq!((t.counters.drop_ipv6, t.counters.drop_tx), (1, 0));
+        assert!(t.seal(&[0x45; 40], &mut out).is_ok());
+        t.ipv6 = true;
+        assert!(t.seal(&v6, &mut out).is_ok());
+        assert_eq!(t.counters.drop_ipv6, 1);
     }
 }

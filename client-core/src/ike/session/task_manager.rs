@@ -264,6 +264,7 @@ impl Session {
         self.anyconnect_resumed = e.resumed;
         self.children
             .install(now, &mut self.timers, child, &keys, false);
+        self.children.esp.ipv6 = cfg.addresses.iter().any(|(a, _)| a.is_ipv6());
         self.config = cfg.clone();
         self.state = State::Established;
         self.arm_lifetime(now, Timer::IkeRekey);
