@@ -166,7 +166,13 @@ fn journey(mut lab: Lab, acclient: &str, acclientd: &str) {
     assert!(out.contains("state: Established"), "{out}");
     let (code, out) = as_user(&lab, &member.user, &["status", "--json"], "");
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\"version\":1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "\"version\":{}",
+            acclient_core::driver::STATUS_VERSION
+        )),
+        "{out}"
+    );
     // A second connect is refused while one runs.
     let (code, out) = as_user(&lab, &member.user, &connect, "pw\n");
     assert_ne!(code, 0);
@@ -470,7 +476,10 @@ fn agent_sigterm_disconnects_cleanly() {
         .map_while(Result::ok)
         .find(|l| l.contains("\"stats\""));
     assert!(
-        stats.is_some_and(|l| l.contains("\"version\":1")),
+        stats.is_some_and(|l| l.contains(&format!(
+            "\"version\":{}",
+            acclient_core::driver::STATUS_VERSION
+        ))),
         "a stats event"
     );
     assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("agent"));

@@ -56,7 +56,7 @@ fn seed_004_flow_end_to_end() {
     let v = json(&out);
     assert_eq!(v["addresses"][0], "192.0.2.10/32");
     assert_eq!(v["dns"][0], "203.0.113.53");
-    assert_eq!(v["ts_remote"][0], "203.0.113.0-203.0.113.255");
+    assert_eq!(v["ts_remote"][0], "203.0.113.0/24");
     assert_eq!(
         v["session_id"], "32768",
         "session kept for reconnects (id shown, token never)"
@@ -458,24 +458,57 @@ fn host_scan_with_and_without_wrapper() {
         err.contains("requires posture assessment (host scan); give --csd-wrapper SCRIPT"),
         "{err}"
     );
-    let wrapper = lab.dir.join("csd.sh");
-    let record = lab.dir.join("csd.out");
+    // The wrapper records who it runs as and what it was given, in a
+    // directory its unprivileged user can write.
+    let box_dir = lab.dir.join("csd");
+    std::fs::create_dir_all(&box_dir).unwrap();
+    must(&format!(
+        "chmod 1777 {0}; chmod 755 {1}",
+        box_dir.display(),
+        lab.dir.display()
+    ));
+    let wrapper = box_dir.join("csd.sh");
+    let record = box_dir.join("csd.out");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\necho \"$@\" > {0}\necho \"token=$CSD_TOKEN host=$CSD_HOSTNAME\" >> {0}\n",
+            "#!/bin/sh\necho \"$@\" > {0}\necho \"token=$CSD_TOKEN host=$CSD_HOSTNAME\" >> {0}\necho \"uid=$(id -u)\" >> {0}\nenv >> {0}\n",
             record.display()
         ),
     )
     .unwrap();
-    must(&format!("chmod +x {}", wrapper.display()));
+    must(&format!("chmod 755 {}", wrapper.display()));
     let w = wrapper.display().to_string();
     let (code, _, err) = ac_probe(&lab, &["--csd-wrapper", &w], "pw\n");
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("(as nobody)"), "{err}");
     let rec = std::fs::read_to_string(&record).unwrap();
     assert!(rec.contains("-ticket TICKET42 -stub 0"), "{rec}");
     assert!(rec.contains("token=TOKEN42 host=198.51.100.1"), "{rec}");
+    // Root's acclient runs it as nobody, with a clean environment.
+    let nobody = must("id -u nobody").trim().to_string();
+    assert!(rec.contains(&format!("uid={nobody}\n")), "{rec}");
+    for leaked in ["ACCLIENT_STATE_DIR", "CARGO", "RUST_"] {
+        assert!(!rec.contains(leaked), "{leaked} reached the wrapper: {rec}");
+    }
     assert!(lab.acgw_log().contains("host scan token received"));
+    // --csd-user names another one; an unknown user is refused by name.
+    std::fs::remove_file(&record).unwrap();
+    let (code, _, err) = ac_probe(&lab, &["--csd-wrapper", &w, "--csd-user", "daemon"], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    let daemon = must("id -u daemon").trim().to_string();
+    let rec = std::fs::read_to_string(&record).unwrap();
+    assert!(rec.contains(&format!("uid={daemon}\n")), "{rec}");
+    let (code, _, err) = ac_probe(
+        &lab,
+        &["--csd-wrapper", &w, "--csd-user", "no-such-user-x"],
+        "pw\n",
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--csd-user \"no-such-user-x\": no such user"),
+        "{err}"
+    );
 }
 
 /// Our gateway's certificate from an unknown CA: refused under --non-inter
@@ -704,6 +737,59 @@ fn client_certificate_signature_follows_the_prf() {
         err.lines().filter(|l| l.starts_with("acclient:")).count(),
         1,
         "one line: {err}"
+    );
+}
+
+/// What we report to the head-end (an ASA's DAP gates on it): by default
+/// acclient's own version, `linux-64` and this host's name; openconnect's
+/// `--useragent`, `--os`, `--version-string`, `--local-hostname` change
+/// each; an unknown OS is a usage error.
+#[test]
+fn client_description_is_what_the_user_says() {
+    let mut lab = lab_or_skip!("acdesc");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let (code, _, err) = ac_probe(&lab, &[], "pw\n");
+    assert_eq!(code, 0, "{err}");
+    let v = env!("CARGO_PKG_VERSION");
+    let log = lab.acgw_log();
+    assert!(
+        log.contains(&format!("client device-id: linux-64, version: {v}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("client application version: AnyConnect Linux {v}")),
+        "{log}"
+    );
+    let (code, _, err) = ac_probe(
+        &lab,
+        &[
+            "--useragent",
+            "AnyConnect Windows 4.10.07073",
+            "--os",
+            "win",
+            "--version-string",
+            "4.10.07073",
+            "--local-hostname",
+            "LAPTOP-7",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let log = lab.acgw_log();
+    assert!(
+        log.contains("client device-id: win, version: 4.10.07073"),
+        "{log}"
+    );
+    assert!(
+        log.contains("client application version: AnyConnect Windows 4.10.07073"),
+        "{log}"
+    );
+    assert!(log.contains("client host name: LAPTOP-7"), "{log}");
+    let (code, _, err) = ac_probe(&lab, &["--os", "beos"], "pw\n");
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("--os \"beos\": one of linux, linux-64, win"),
+        "{err}"
     );
 }
 

@@ -128,4 +128,77 @@ fn usage_errors_have_their_own_exit_code() {
     assert!(err.contains("--host names an entry of --profile"), "{err}");
     let (code, _) = run(&["--help"]);
     assert_eq!(code, Some(0));
+    let (code, err) = run(&["probe", "--server", "127.0.0.1", "-b"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("-b is an option of `acclient connect`"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "connect",
+        "--server",
+        "127.0.0.1",
+        "--disable-ipv6",
+        "--ipv6",
+    ]);
+    assert_eq!(code, Some(64), "contradictory: {err}");
+}
+
+/// Each subcommand's help lists its own options only (once `connect --help`
+/// offered probe's `--json`, `--hold`, `--ping`), and no help text refers
+/// to the project's issues.
+#[test]
+fn each_subcommand_helps_with_its_own_options() {
+    let help = |sub: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (connect, probe) = (help("connect"), help("probe"));
+    let words = |h: &str| -> Vec<String> {
+        h.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| w.starts_with("--"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (cw, pw) = (words(&connect), words(&probe));
+    for probe_only in ["--json", "--hold", "--ping", "--ping-count"] {
+        assert!(
+            !cw.iter().any(|w| w == probe_only),
+            "{probe_only} in connect --help:\n{connect}"
+        );
+        assert!(
+            pw.iter().any(|w| w == probe_only),
+            "{probe_only} missing from probe --help"
+        );
+    }
+    for connect_only in [
+        "--background",
+        "--no-agent",
+        "--script",
+        "--split-include",
+        "--split-exclude",
+        "--no-dns",
+        "--mtu",
+        "--interface",
+        "--reconnect-timeout",
+        "--allow-ipv6-bypass",
+        "--local-lan",
+    ] {
+        assert!(
+            !pw.iter().any(|w| w == connect_only),
+            "{connect_only} in probe --help:\n{probe}"
+        );
+        assert!(
+            cw.iter().any(|w| w == connect_only),
+            "{connect_only} missing from connect --help"
+        );
+    }
+    for h in [&connect, &probe] {
+        assert!(!h.contains("issue"), "{h}");
+        assert!(cw.iter().any(|w| w == "--server"), "shared options in both");
+    }
 }

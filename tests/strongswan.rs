@@ -18,7 +18,7 @@ fn assert_vip_and_dns(v: &serde_json::Value) {
         "virtual IP from pool4: {addr}"
     );
     assert_eq!(v["dns"][0], "203.0.113.53");
-    assert_eq!(v["ts_remote"][0], "203.0.113.0-203.0.113.255");
+    assert_eq!(v["ts_remote"][0], "203.0.113.0/24");
     assert!(v["child"]["spi_in"].as_str().unwrap().len() == 8);
 }
 

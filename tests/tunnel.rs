@@ -173,10 +173,30 @@ fn acgateway_traffic_drops_and_clean_teardown() {
     }
     assert_eq!(st["interface"], "acvpn0");
     assert_eq!(st["mtu"], 1406, "the gateway's MTU attribute");
-    // Human status, like `show crypto ipsec sa`.
+    // Human status: as much as `swanctl --list-sas` and Cisco's `vpn stats`,
+    // in words.
     let (code, human, _, _) = lab.acclient(&["status"], "");
     assert_eq!(code, 0);
-    assert!(human.contains("#pkts replay failed"), "{human}");
+    eprintln!("acclient status:\n{human}");
+    for want in [
+        "Connected to 198.51.100.1, up 00:00:",
+        "  remote 198.51.100.1:4500  local 198.51.100.2:4500",
+        "UDP encapsulation: forced (no NAT seen",
+        "  gateway: C=XX, O=VPN Test, CN=vpn.example.com (authenticated: RSA_EMSA_PKCS1_SHA2_384)",
+        "  we: ID_GROUP *$AnyConnectClient$*, user alice",
+        "  tunnel: full (all traffic): 0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1 via acvpn0",
+        "outside it: 198.51.100.1/32",
+        "  device: acvpn0, MTU 1406, addresses 192.0.2.10/32",
+        "  DNS: 203.0.113.53",
+        "  lifetime 04:00:00, rekey in 0",
+        "  local  192.0.2.10/32",
+        "  remote 0.0.0.0/0",
+        "  lifetime 01:00:00, rekey in 00:",
+        " replayed, ",
+    ] {
+        assert!(human.contains(want), "{want:?} missing:\n{human}");
+    }
+    assert!(!human.contains("NAT detected"), "{human}");
     assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c"));
     assert_eq!(
         lab.client_net_state(),
@@ -225,7 +245,10 @@ fn ipv6_does_not_leak_around_a_full_tunnel() {
     );
     let (code, human, _, _) = lab.acclient(&["status"], "");
     assert_eq!(code, 0);
-    assert!(human.contains("#pkts IPv6 blocked"), "{human}");
+    assert!(
+        human.contains("3 IPv6 blocked") || human.contains(" IPv6 blocked (no IPv6"),
+        "{human}"
+    );
     // IPv4 still flows.
     let out = ok(&lab.in_cl("ping -c 3 -i 0.2 -W 2 203.0.113.1"));
     assert!(out.contains("3 received"), "{out}");
@@ -431,6 +454,17 @@ fn reconnect_retries_through_a_protocol_error() {
         "{}",
         lab.log_of("c")
     );
+    // `status` mid-outage says what is going on, not "SaInit" with zero SPIs.
+    let (code, human, err, _) = lab.acclient(&["status"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        human.starts_with("Reconnecting to 198.51.100.1 (198.51.100.1): attempt "),
+        "{human}"
+    );
+    assert!(human.contains("connection lost 00:00:"), "{human}");
+    assert!(human.contains("tunnel: full (all traffic)"), "{human}");
+    assert!(!human.contains("0000000000000000"), "{human}");
+    assert!(lab.status()["reconnecting"]["attempt"].as_u64() >= Some(2));
     lab.kill_acgateway();
     lab.start_acgateway(&gw_args);
     assert!(
@@ -440,7 +474,9 @@ fn reconnect_retries_through_a_protocol_error() {
     );
     let out = ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
     assert!(out.contains("2 received"), "{out}");
-    assert_eq!(lab.status()["reconnects"], 1);
+    let st = lab.status();
+    assert_eq!(st["reconnects"], 1);
+    assert!(st["reconnecting"].is_null(), "{st}");
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
 }
 

@@ -325,38 +325,8 @@ fn done_background(host: &str) -> Result<i32> {
 }
 
 fn print_summary(host: &str, st: &serde_json::Value) {
-    let list = |k: &str| -> String {
-        let v: Vec<String> = st
-            .get(k)
-            .and_then(|x| x.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if v.is_empty() {
-            "-".into()
-        } else {
-            v.join(", ")
-        }
-    };
-    let g = |p: &str| {
-        st.pointer(p)
-            .and_then(|x| x.as_str())
-            .unwrap_or("-")
-            .to_string()
-    };
-    println!(
-        "Connected to {host} ({}) in {} ms",
-        g("/gateway"),
-        st.pointer("/connect_ms")
-            .and_then(|x| x.as_u64())
-            .unwrap_or(0)
-    );
-    println!("  address:     {}", list("addresses"));
-    println!("  DNS:         {}", list("dns"));
-    println!("  remote TS:   {}", list("ts_remote"));
-    println!("  IKE SA:      {}", g("/ike/algorithms"));
-    println!("  CHILD SA:    {}, tunnel mode", g("/child/algorithms"));
+    match serde_json::from_value::<acclient_core::driver::Status>(st.clone()) {
+        Ok(s) => print!("{}", crate::report::summary(host, &s)),
+        Err(e) => println!("Connected to {host} (status unreadable: {e})"),
+    }
 }

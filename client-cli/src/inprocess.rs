@@ -27,7 +27,13 @@ impl LocalAnswers {
                 ),
             },
             PromptKind::HostScan(hs) => Answer::HostScan(match &self.a.csd_wrapper {
-                Some(w) => run_csd_wrapper(w, hs, &self.p, self.a.group.as_deref())?,
+                Some(w) => run_csd_wrapper(
+                    w,
+                    self.a.csd_user.as_deref(),
+                    hs,
+                    &self.p,
+                    self.a.group.as_deref(),
+                )?,
                 None => false,
             }),
             PromptKind::AuthForm(form) => {
@@ -148,7 +154,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let opts = DriverOptions {
         ike_keylog: a.ike_keylog.clone(),
-        ping: a.ping.map(|d| (d, a.ping_count)),
+        ping: a.probe.ping.map(|d| (d, a.probe.ping_count)),
         disconnect_on_suspend: p.disconnect_on_suspend,
         host: Some(p.label.clone()),
     };
@@ -162,21 +168,21 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 .collect()
         };
         let opts = TunnelOptions {
-            interface: a.interface.clone(),
+            interface: a.connect.interface.clone(),
             routes: RouteOptions {
-                local_lan: if a.no_local_lan {
+                local_lan: if a.connect.no_local_lan {
                     false
                 } else {
-                    a.local_lan || p.local_lan.unwrap_or(true)
+                    a.connect.local_lan || p.local_lan.unwrap_or(true)
                 },
-                include: parse(&a.split_include, "split-include")?,
-                exclude: parse(&a.split_exclude, "split-exclude")?,
-                ipv6_bypass: a.allow_ipv6_bypass,
+                include: parse(&a.connect.split_include, "split-include")?,
+                exclude: parse(&a.connect.split_exclude, "split-exclude")?,
+                ipv6_bypass: a.connect.allow_ipv6_bypass,
             },
-            dns: !a.no_dns,
-            script: a.script.clone(),
+            dns: !a.connect.no_dns,
+            script: a.connect.script.clone(),
             state_dir: driver::netconfig::state_dir(),
-            mtu: a.mtu,
+            mtu: a.connect.mtu,
         };
         if opts.script.is_none() {
             // Anything a crashed run left behind goes back before we start.
@@ -211,7 +217,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         Some((
             make,
             driver::ReconnectPolicy {
-                give_up_after: Duration::from_secs(a.reconnect_timeout),
+                give_up_after: Duration::from_secs(a.connect.reconnect_timeout),
             },
         ))
     } else {
@@ -274,7 +280,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         let Some(ev) = ev else { break };
         match ev {
             Event::Progress(pr) => {
-                if !a.json {
+                if !a.probe.json {
                     match pr {
                         Progress::Contacting => {
                             eprintln!("Contacting {} ({}).", p.label, p.gateway)
@@ -383,14 +389,16 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                     }
                     eprintln!("Connected to {}. Press Ctrl-C to disconnect.", p.label);
                     hold = Some(Box::pin(until_signal()));
-                } else if a.hold == 0 && a.ping.is_some() {
+                } else if a.probe.hold == 0 && a.probe.ping.is_some() {
                     // Give the echo replies a moment to come back through ESP.
                     hold = Some(Box::pin(tokio::time::sleep(Duration::from_millis(1500))));
-                } else if a.hold > 0 {
-                    if !a.json {
-                        eprintln!("Connected; holding for {} s.", a.hold);
+                } else if a.probe.hold > 0 {
+                    if !a.probe.json {
+                        eprintln!("Connected; holding for {} s.", a.probe.hold);
                     }
-                    hold = Some(Box::pin(tokio::time::sleep(Duration::from_secs(a.hold))));
+                    hold = Some(Box::pin(tokio::time::sleep(Duration::from_secs(
+                        a.probe.hold,
+                    ))));
                 } else {
                     let _ = cmd_tx.send(Command::Close);
                     closing = true;
@@ -432,7 +440,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         eprintln!("Disconnected.");
         return Ok(0);
     }
-    print_result(&p, &cfg, st.as_ref(), connect_ms, a.json);
+    print_result(&p, &cfg, st.as_ref(), connect_ms, a.probe.json);
     Ok(0)
 }
 

@@ -34,6 +34,13 @@ macro_rules! println {
     }};
 }
 
+macro_rules! print {
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)+);
+    }};
+}
+
 mod agent_client;
 mod inprocess;
 use inprocess::probe;
@@ -74,9 +81,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Connect and stay connected until Ctrl-C (SIGINT) or SIGTERM, then disconnect cleanly.
-    Connect(Box<ConnectArgs>),
+    Connect(Box<ConnectCli>),
     /// Connect, authenticate, set up the CHILD SA, print what the gateway gave, disconnect.
-    Probe(Box<ConnectArgs>),
+    Probe(Box<ProbeCli>),
     /// List the hosts of an AnyConnect XML profile.
     Profiles {
         /// Profile file.
@@ -102,8 +109,9 @@ enum Cmd {
     },
 }
 
+/// Options of both `connect` and `probe`.
 #[derive(Args, Clone)]
-struct ConnectArgs {
+struct CommonArgs {
     /// AnyConnect XML profile.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -163,14 +171,6 @@ struct ConnectArgs {
     /// The default now (IPv6 is asked for); kept so older scripts still run.
     #[arg(long, hide = true, conflicts_with = "disable_ipv6")]
     ipv6: bool,
-    /// In a full tunnel without an IPv6 address, let IPv6 use the machine's
-    /// own routes. By default it is sent into the tunnel device and dropped
-    /// (counted in `status`), so it cannot leak around the tunnel.
-    #[arg(long)]
-    allow_ipv6_bypass: bool,
-    /// Print machine-readable JSON.
-    #[arg(long)]
-    json: bool,
     /// Never prompt; fail instead.
     #[arg(long)]
     non_inter: bool,
@@ -180,10 +180,10 @@ struct ConnectArgs {
     /// Give up after this many seconds (1..=86400).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
-    /// Rekey the IKE SA ourselves after about this many seconds (default 14400; 10..=2592000).
+    /// Rekey the IKE SA ourselves after about this many seconds (10..=2592000).
     #[arg(long, default_value_t = 4 * 3600, value_parser = secs_in(&limits::IKE_LIFETIME_S))]
     ike_lifetime: u64,
-    /// Rekey the CHILD SA ourselves after about this many seconds (default 3600; 5..=2592000).
+    /// Rekey the CHILD SA ourselves after about this many seconds (5..=2592000).
     #[arg(long, default_value_t = 3600, value_parser = secs_in(&limits::CHILD_LIFETIME_S))]
     child_lifetime: u64,
     /// Client certificate for gateways that ask for one: PEM chain (end entity
@@ -203,23 +203,52 @@ struct ConnectArgs {
     /// gateway asks for posture assessment.
     #[arg(long)]
     csd_wrapper: Option<PathBuf>,
-    /// Retransmissions of an unanswered request before giving up (default 7, ~27 s; 0..=30).
+    /// The application version we report (CP attribute 7, as openconnect's
+    /// User-Agent; default "AnyConnect Linux VERSION").
+    #[arg(long, value_name = "STRING")]
+    useragent: Option<String>,
+    /// The OS we report as device-id: linux, linux-64 (default), win,
+    /// mac-intel, android, apple-ios.
+    #[arg(long, value_name = "NAME")]
+    os: Option<String>,
+    /// The client version we report in the login XML (default: acclient's).
+    #[arg(long, value_name = "STRING")]
+    version_string: Option<String>,
+    /// The host name we report (default: this machine's).
+    #[arg(long, value_name = "NAME")]
+    local_hostname: Option<String>,
+    /// Run --csd-wrapper as this user (openconnect's option; default
+    /// `nobody` when acclient runs as root, else yourself), with a clean
+    /// environment.
+    #[arg(long, value_name = "USER")]
+    csd_user: Option<String>,
+    /// Retransmissions of an unanswered request before giving up (7 is ~27 s; 0..=30).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=30))]
     retries: u32,
-    /// After connecting, ping this IPv4 address through ESP (data-plane check
-    /// without a TUN device; the tunnel device comes with the tunnel issue).
+    /// Dead peer detection interval in seconds when the gateway sends none (0: off; at most 86400).
+    #[arg(long, default_value_t = 30, value_parser = secs_in(&limits::DPD_S))]
+    dpd: u64,
+    /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
     #[arg(long)]
-    ping: Option<std::net::Ipv4Addr>,
-    /// Echo requests for --ping.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
-    ping_count: u16,
-    /// Set by `connect`: stay up until a signal.
-    #[arg(skip)]
-    until_signal: bool,
-    /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile; at most 30 days).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
-    hold: u64,
-    /// Tunnel device name (connect).
+    no_reconnect: bool,
+    /// After the machine slept: `disconnect` (end the session) or `reconnect`
+    /// (check the gateway, reconnect if it is gone). Default: the profile's
+    /// AutoReconnectBehavior (Cisco's default DisconnectOnSuspend when a
+    /// profile does not say), else reconnect.
+    #[arg(long, value_name = "disconnect|reconnect", value_parser = ["disconnect", "reconnect"])]
+    on_suspend: Option<String>,
+}
+
+/// Options of `connect` only: the tunnel device, routes, DNS, the agent.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Tunnel, routes, DNS and the agent")]
+struct ConnectOnly {
+    /// In a full tunnel without an IPv6 address, let IPv6 use the machine's
+    /// own routes. By default it is sent into the tunnel device and dropped
+    /// (counted in `status`), so it cannot leak around the tunnel.
+    #[arg(long)]
+    allow_ipv6_bypass: bool,
+    /// Tunnel device name.
     #[arg(long, short = 'i', default_value = "acvpn0")]
     interface: String,
     /// Configure the tunnel with this vpnc-script (openconnect/vpnc environment) instead of
@@ -242,21 +271,9 @@ struct ConnectArgs {
     /// Keep this prefix outside the tunnel (repeatable).
     #[arg(long, value_name = "CIDR")]
     split_exclude: Vec<String>,
-    /// Dead peer detection interval in seconds when the gateway sends none (0: off; at most 86400).
-    #[arg(long, default_value_t = 30, value_parser = secs_in(&limits::DPD_S))]
-    dpd: u64,
-    /// Do not reconnect when the gateway is lost (default: the profile's AutoReconnect, else on).
-    #[arg(long)]
-    no_reconnect: bool,
     /// Keep trying to reconnect a lost session for this many seconds (1-604800).
     #[arg(long, value_name = "S", default_value_t = 600, value_parser = secs_in(&limits::RECONNECT_TIMEOUT_S))]
     reconnect_timeout: u64,
-    /// After the machine slept: `disconnect` (end the session) or `reconnect`
-    /// (check the gateway, reconnect if it is gone). Default: the profile's
-    /// AutoReconnectBehavior (Cisco's default DisconnectOnSuspend when a
-    /// profile does not say), else reconnect.
-    #[arg(long, value_name = "disconnect|reconnect", value_parser = ["disconnect", "reconnect"])]
-    on_suspend: Option<String>,
     /// Return once connected and leave the session to acclientd (openconnect's -b).
     #[arg(long, short = 'b')]
     background: bool,
@@ -266,6 +283,123 @@ struct ConnectArgs {
     /// Tunnel MTU (default: the gateway's, or the path MTU minus ESP overhead; 576..=9000).
     #[arg(long, value_parser = clap::value_parser!(u32).range(576..=9000))]
     mtu: Option<u32>,
+}
+
+/// Options of `probe` only.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Probe")]
+struct ProbeOnly {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    json: bool,
+    /// After connecting, ping this IPv4 address through ESP: a data-plane
+    /// check without a tunnel device (the replies are counted in the output).
+    #[arg(long)]
+    ping: Option<std::net::Ipv4Addr>,
+    /// Echo requests for --ping.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    ping_count: u16,
+    /// Stay connected this many seconds before disconnecting (answers DPD and rekeys meanwhile; at most 30 days).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    hold: u64,
+}
+
+/// `acclient connect`'s command line.
+#[derive(Args, Clone)]
+struct ConnectCli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    only: ConnectOnly,
+}
+
+/// `acclient probe`'s command line.
+#[derive(Args, Clone)]
+struct ProbeCli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    only: ProbeOnly,
+}
+
+/// What one connect or probe was asked for: the shared options (reached
+/// through `Deref`) and each subcommand's own, the other's at their
+/// defaults.
+#[derive(Clone)]
+struct ConnectArgs {
+    common: CommonArgs,
+    connect: ConnectOnly,
+    probe: ProbeOnly,
+    /// Set by `connect`: stay up until a signal.
+    until_signal: bool,
+}
+
+impl CommonArgs {
+    /// `--useragent`, `--os`, `--version-string`, `--local-hostname`.
+    fn description(&self) -> acclient_core::settings::ClientDescription {
+        acclient_core::settings::ClientDescription {
+            useragent: self.useragent.clone(),
+            os: self.os.clone(),
+            version: self.version_string.clone(),
+            hostname: self.local_hostname.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for ConnectArgs {
+    type Target = CommonArgs;
+    fn deref(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+impl std::ops::DerefMut for ConnectArgs {
+    fn deref_mut(&mut self) -> &mut CommonArgs {
+        &mut self.common
+    }
+}
+
+/// A clap `Args` group with every option at its default.
+fn defaults<T: Args + clap::FromArgMatches>() -> T {
+    let m = T::augment_args(clap::Command::new("defaults"))
+        .no_binary_name(true)
+        .get_matches_from(std::iter::empty::<String>());
+    T::from_arg_matches(&m).expect("defaults parse")
+}
+
+impl From<ConnectCli> for ConnectArgs {
+    fn from(c: ConnectCli) -> Self {
+        ConnectArgs {
+            common: c.common,
+            connect: c.only,
+            probe: defaults(),
+            until_signal: true,
+        }
+    }
+}
+
+impl From<ProbeCli> for ConnectArgs {
+    fn from(c: ProbeCli) -> Self {
+        ConnectArgs {
+            common: c.common,
+            connect: defaults(),
+            probe: c.only,
+            until_signal: false,
+        }
+    }
+}
+
+/// The long options of one subcommand only, to name the right one when an
+/// option is given to the other.
+fn long_options<T: Args>() -> Vec<String> {
+    T::augment_args(clap::Command::new("x"))
+        .get_arguments()
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|c| format!("-{c}"));
+            long.into_iter().chain(short)
+        })
+        .collect()
 }
 
 /// A clap parser for a number of seconds within one of the engine's limits,
@@ -306,50 +440,46 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// Options of one subcommand given to the other are an error, not ignored.
-fn check_mode(a: &ConnectArgs, connect: bool) -> Result<()> {
+fn check_mode(a: &ConnectArgs, _connect: bool) -> Result<()> {
     if a.host.is_some() && a.profile.is_none() {
         return Err(usage(
             "--host names an entry of --profile; without a profile give the gateway with --server",
         ));
     }
-    if connect {
-        for (set, name) in [
-            (a.json, "--json"),
-            (a.hold > 0, "--hold"),
-            (a.ping.is_some(), "--ping"),
-        ] {
-            if set {
-                return Err(usage(format!(
-                    "{name} is an option of `acclient probe`, not of `connect` (use `acclient status --json` for a running session)"
-                )));
-            }
-        }
-    } else {
-        for (set, name) in [
-            (a.background, "--background"),
-            (a.no_agent, "--no-agent"),
-            (a.script.is_some(), "--script"),
-            (!a.split_include.is_empty(), "--split-include"),
-            (!a.split_exclude.is_empty(), "--split-exclude"),
-            (a.no_dns, "--no-dns"),
-            (a.mtu.is_some(), "--mtu"),
-            (a.reconnect_timeout != 600, "--reconnect-timeout"),
-            (a.allow_ipv6_bypass, "--allow-ipv6-bypass"),
-        ] {
-            if set {
-                return Err(usage(format!(
-                    "{name} is an option of `acclient connect` (probe sets up no tunnel device)"
-                )));
-            }
-        }
-    }
     Ok(())
+}
+
+/// An option of `probe` given to `connect` (or the reverse) is named as
+/// such, rather than as clap's bare "unexpected argument".
+fn other_subcommands_option(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next().unwrap_or(arg);
+    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'))?;
+    match sub.as_str() {
+        "connect" if long_options::<ProbeOnly>().iter().any(|l| l == flag) => Some(format!(
+            "{flag} is an option of `acclient probe`, not of `connect` (use `acclient status --json` for a running session)"
+        )),
+        "probe" if long_options::<ConnectOnly>().iter().any(|l| l == flag) => Some(format!(
+            "{flag} is an option of `acclient connect` (probe sets up no tunnel device)"
+        )),
+        _ => None,
+    }
 }
 
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
+            if let Some(m) = other_subcommands_option(&e) {
+                eprintln!("acclient: {m}");
+                std::process::exit(EXIT_USAGE)
+            }
             let code = if e.exit_code() == 0 { 0 } else { EXIT_USAGE };
             let _ = e.print();
             std::process::exit(code)
@@ -387,8 +517,7 @@ fn main() {
             Ok(0)
         }),
         Cmd::Connect(a) => {
-            let mut a = *a;
-            a.until_signal = true;
+            let a = ConnectArgs::from(*a);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -403,7 +532,7 @@ fn main() {
         Cmd::GenerateDocs { dir } => generate_docs(&dir).map(|_| 0),
         Cmd::State => rt().block_on(agent_client::state()),
         Cmd::Probe(a) => {
-            let a = *a;
+            let a = ConnectArgs::from(*a);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -470,14 +599,14 @@ fn generate_docs(dir: &std::path::Path) -> Result<()> {
 /// acclient), else in this process (root only).
 async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
     check_mode(&a, true)?;
-    if !a.no_agent {
+    if !a.connect.no_agent {
         match agent_client::Agent::open().await {
             Ok(agent) => return connect_via_agent(agent, a).await,
             Err(agent_client::NoAgent::Refused(m)) => bail!("{m}"),
             Err(agent_client::NoAgent::Absent) => {}
         }
     }
-    if a.background {
+    if a.connect.background {
         bail!("--background needs acclientd (start it with `systemctl start acclientd`)");
     }
     if !nix::unistd::geteuid().is_root() {
@@ -499,28 +628,29 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
         remote_id: a.remote_id.clone(),
         legacy: a.legacy,
         ipv6: !a.disable_ipv6,
-        allow_ipv6_bypass: a.allow_ipv6_bypass,
+        client: a.description(),
+        allow_ipv6_bypass: a.connect.allow_ipv6_bypass,
         fragment_size: Some(a.fragment_size.into()),
         ike_lifetime: Some(a.ike_lifetime),
         child_lifetime: Some(a.child_lifetime),
         dpd: Some(a.dpd),
         retries: Some(a.retries),
         reconnect: !a.no_reconnect && p.auto_reconnect != Some(false),
-        reconnect_timeout: Some(a.reconnect_timeout),
+        reconnect_timeout: Some(a.connect.reconnect_timeout),
         disconnect_on_suspend: p.disconnect_on_suspend,
-        local_lan: if a.no_local_lan {
+        local_lan: if a.connect.no_local_lan {
             false
         } else {
-            a.local_lan || p.local_lan.unwrap_or(true)
+            a.connect.local_lan || p.local_lan.unwrap_or(true)
         },
-        split_include: a.split_include.clone(),
-        split_exclude: a.split_exclude.clone(),
-        no_dns: a.no_dns,
-        mtu: a.mtu,
-        interface: Some(a.interface.clone()),
+        split_include: a.connect.split_include.clone(),
+        split_exclude: a.connect.split_exclude.clone(),
+        no_dns: a.connect.no_dns,
+        mtu: a.connect.mtu,
+        interface: Some(a.connect.interface.clone()),
         ..Default::default()
     };
-    if a.script.is_some() {
+    if a.connect.script.is_some() {
         bail!("--script runs a program as root: not through acclientd (use --no-agent as root)");
     }
     if a.csd_wrapper.is_some() {
@@ -704,7 +834,7 @@ async fn connect_via_agent(agent: agent_client::Agent, a: ConnectArgs) -> Result
     };
     let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
     let passwords = StdinPasswords::new(first, a.passwd_on_stdin);
-    let (background, timeout) = (a.background, Duration::from_secs(a.timeout));
+    let (background, timeout) = (a.connect.background, Duration::from_secs(a.timeout));
     let answers = Box::new(CliAnswers {
         a,
         p,
@@ -758,7 +888,9 @@ mod tests {
             let Cmd::Connect(a) = Cli::try_parse_from(v).expect("flags").cmd else {
                 panic!("not connect")
             };
-            plan(&a).expect("plan").disconnect_on_suspend
+            plan(&ConnectArgs::from(*a))
+                .expect("plan")
+                .disconnect_on_suspend
         };
         assert!(!parse(&[]));
         assert!(parse(&["--on-suspend", "disconnect"]));
@@ -787,8 +919,18 @@ mod tests {
             ("--mtu", "10"),
             ("--ping-count", "0"),
         ] {
-            let r = Cli::try_parse_from(["acclient", "connect", "--server", "192.0.2.1", flag, v]);
+            let sub = if ["--hold", "--ping-count"].contains(&flag) {
+                "probe"
+            } else {
+                "connect"
+            };
+            let r = Cli::try_parse_from(["acclient", sub, "--server", "192.0.2.1", flag, v]);
             let e = r.err().unwrap_or_else(|| panic!("{flag} {v} accepted"));
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag} {v}: {e}"
+            );
             assert!(e.to_string().contains(flag), "{flag} {v}: {e}");
         }
         for extremes in [
@@ -822,7 +964,7 @@ mod tests {
                 Identity::Address,
                 AuthMethod::Psk(Secret::new(b"k".to_vec())),
             );
-            apply_numeric_flags(&mut s, &a);
+            apply_numeric_flags(&mut s, &ConnectArgs::from(*a));
             assert_eq!(s.validate(), Ok(()), "{extremes:?}");
         }
     }

@@ -266,6 +266,7 @@ pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
     let auth = match (psk, method.as_deref()) {
         (None, _) if anyconnect => {
             let mut ac = AnyConnectClient::new(a.group.clone().or(group), hostname);
+            ac.describe(&a.description()).map_err(usage)?;
             ac.client_cert = client_cert;
             AuthMethod::AnyConnect(ac)
         }

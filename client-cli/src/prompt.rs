@@ -10,33 +10,64 @@ use super::*;
 /// at most 120 s — the ASA waits that long for each answer.
 pub(crate) fn run_csd_wrapper(
     w: &PathBuf,
+    csd_user: Option<&str>,
     hs: &acclient_core::eap::anyconnect::xml::HostScan,
     p: &Plan,
     group: Option<&str>,
 ) -> Result<bool> {
+    use nix::unistd::{geteuid, User};
+    use std::os::unix::process::CommandExt;
     let host = p.gateway.ip().to_string();
-    eprintln!("Running host scan: {}", w.display());
-    let mut child = std::process::Command::new(w)
-        .args([
-            "-ticket",
-            &hs.ticket,
-            "-stub",
-            "0",
-            "-group",
-            group.unwrap_or(""),
-        ])
-        .args([
-            "-url",
-            &format!("https://{host}{}", hs.wait_uri),
-            "-langsel",
-            "langselen",
-        ])
-        .env("CSD_TOKEN", &hs.token)
-        .env("CSD_TICKET", &hs.ticket)
-        .env("CSD_HOSTNAME", &host)
-        .env("CSD_BASE_URI", &hs.base_uri)
+    // The wrapper is the gateway's program in all but name: never root's.
+    let me = User::from_uid(geteuid()).ok().flatten();
+    let name = match (csd_user, geteuid().is_root()) {
+        (Some(u), _) => u.to_string(),
+        (None, true) => "nobody".to_string(),
+        (None, false) => me.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+    };
+    let user = User::from_name(&name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("--csd-user {name:?}: no such user"))?;
+    if !geteuid().is_root() && Some(user.uid) != me.as_ref().map(|u| u.uid) {
+        bail!("--csd-user {name}: running the host-scan wrapper as another user needs root");
+    }
+    eprintln!("Running host scan: {} (as {name})", w.display());
+    let mut cmd = std::process::Command::new(w);
+    cmd.args([
+        "-ticket",
+        &hs.ticket,
+        "-stub",
+        "0",
+        "-group",
+        group.unwrap_or(""),
+    ])
+    .args([
+        "-url",
+        &format!("https://{host}{}", hs.wait_uri),
+        "-langsel",
+        "langselen",
+    ])
+    // A clean environment: nothing of ours (state directory, proxies,
+    // credentials in the caller's variables) reaches the wrapper.
+    .env_clear()
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .env("HOME", &user.dir)
+    .env("USER", &user.name)
+    .env("LOGNAME", &user.name)
+    .env("CSD_TOKEN", &hs.token)
+    .env("CSD_TICKET", &hs.ticket)
+    .env("CSD_HOSTNAME", &host)
+    .env("CSD_BASE_URI", &hs.base_uri)
+    .current_dir("/")
+    .stdin(std::process::Stdio::null());
+    if geteuid().is_root() {
+        // std drops the supplementary groups (setgroups) before setuid.
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+    }
+    let mut child = cmd
         .spawn()
-        .with_context(|| format!("cannot run the host-scan wrapper {}", w.display()))?;
+        .with_context(|| format!("cannot run the host-scan wrapper {} as {name}", w.display()))?;
     let t = Instant::now();
     loop {
         if let Some(st) = child.try_wait()? {

@@ -93,6 +93,8 @@ pub struct ConnectRequest {
     pub legacy: bool,
     /// Ask for IPv6 too (an address and IPv6 traffic selectors).
     pub ipv6: bool,
+    /// How we describe ourselves to an AnyConnect head-end.
+    pub client: crate::settings::ClientDescription,
     /// In a full tunnel without an IPv6 address, let IPv6 bypass the tunnel
     /// (default: blocked).
     pub allow_ipv6_bypass: bool,

@@ -74,7 +74,62 @@ impl ClientCert {
     }
 }
 
+/// The `device-id` values Cisco head-ends know (openconnect's `--os`).
+pub const DEVICE_IDS: &[&str] = &[
+    "linux",
+    "linux-64",
+    "win",
+    "mac-intel",
+    "android",
+    "apple-ios",
+];
+
+/// What a front end may override of how we describe ourselves to the
+/// head-end (ASAs gate access on these with DAP): openconnect's
+/// `--useragent`, `--os`, `--version-string`, `--local-hostname`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ClientDescription {
+    /// CP APPLICATION_VERSION (attribute 7), e.g. `AnyConnect Windows 4.10.07073`.
+    pub useragent: Option<String>,
+    /// `device-id` of the XML `init` (one of [`DEVICE_IDS`]).
+    pub os: Option<String>,
+    /// `<version who="vpn">` of the XML messages.
+    pub version: Option<String>,
+    /// Cisco's host name attribute (28682).
+    pub hostname: Option<String>,
+}
+
 impl AnyConnectClient {
+    /// Applies a front end's description, refusing what a gateway could not
+    /// take (control characters, overlong values, an unknown device id).
+    pub fn describe(&mut self, d: &ClientDescription) -> Result<(), String> {
+        let check = |what: &str, v: &str| -> Result<String, String> {
+            if v.is_empty() || v.len() > 128 || v.chars().any(|c| c.is_control()) {
+                return Err(format!(
+                    "{what} {v:?}: 1 to 128 printable characters, please"
+                ));
+            }
+            Ok(v.to_string())
+        };
+        if let Some(u) = &d.useragent {
+            self.app_version = check("--useragent", u)?;
+        }
+        if let Some(o) = &d.os {
+            if !DEVICE_IDS.contains(&o.as_str()) {
+                return Err(format!("--os {o:?}: one of {}", DEVICE_IDS.join(", ")));
+            }
+            self.device_id = o.clone();
+        }
+        if let Some(v) = &d.version {
+            self.version = check("--version-string", v)?;
+        }
+        if let Some(h) = &d.hostname {
+            self.hostname = check("--local-hostname", h)?;
+        }
+        Ok(())
+    }
+
     /// Defaults for this build of acclient on Linux.
     pub fn new(group: Option<String>, hostname: String) -> Self {
         let v = env!("CARGO_PKG_VERSION");

@@ -112,6 +112,7 @@ fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, Strin
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "linux".into());
             let mut ac = AnyConnectClient::new(req.group.clone(), host);
+            ac.describe(&req.client)?;
             if let (false, Some(key)) = (req.client_cert.is_empty(), &req.client_key) {
                 ac.client_cert = Some(
                     ClientCert::new(req.client_cert.clone(), Secret::new(key.clone()))

@@ -39,8 +39,8 @@ pub use script::script_env;
 pub use sleep::SleepDetector;
 pub use sockets::Sockets;
 pub use status::{
-    ChildStatus, CiscoStatus, DpdStatus, EspStatus, IkeStatus, Lifetimes, Status, UnknownAttribute,
-    STATUS_VERSION,
+    ChildStatus, CiscoStatus, DpdStatus, EspStatus, IkeStatus, Lifetimes, ReconnectStatus, Status,
+    UnknownAttribute, STATUS_VERSION,
 };
 pub use tunnel::Tunnel;
 
@@ -271,11 +271,35 @@ pub async fn run(
                 attempt,
                 reason: reason.clone(),
             }));
+            tunnel.outage = Some(tunnel::Outage {
+                since: lost_at,
+                attempt,
+                reason: reason.clone(),
+            });
             // 1, 2, 4, 8, 10, 10 ... seconds: quick for a blip, gentle for an outage.
-            let wait = Duration::from_secs((1u64 << (attempt - 1).min(4)).min(10));
-            let closed = tokio::select! {
-                _ = tokio::time::sleep(wait) => false,
-                c = commands.recv() => matches!(c, Some(Command::Close) | None),
+            let wait =
+                tokio::time::sleep(Duration::from_secs((1u64 << (attempt - 1).min(4)).min(10)));
+            tokio::pin!(wait);
+            // `status` is answered between attempts too (with the session
+            // that was lost and the outage); only Close ends the wait.
+            let closed = loop {
+                tokio::select! {
+                    _ = &mut wait => break false,
+                    c = commands.recv() => match c {
+                        Some(Command::Status(tx)) => {
+                            let _ = tx.send(status::snapshot(
+                                &session,
+                                None,
+                                &tunnel,
+                                opts.host.as_deref(),
+                                None,
+                                Instant::now(),
+                            ));
+                        }
+                        Some(Command::Close) | None => break true,
+                        Some(_) => {}
+                    },
+                }
             };
             if closed {
                 let r = DisconnectReason::LocallyClosed;
@@ -497,6 +521,7 @@ impl<'a> Driver<'a> {
             .get_or_insert(now.saturating_duration_since(self.started).as_millis() as u64);
         let again = self.tunnel.connected_at.is_some();
         self.tunnel.connected_at.get_or_insert(now);
+        self.tunnel.outage = None;
         if again {
             self.tunnel.reconnects += 1;
             let _ = self.events.send(Event::Progress(Progress::Reconnected {
@@ -704,7 +729,7 @@ impl<'a> Driver<'a> {
     fn status(&self, now: Instant) -> Status {
         status::snapshot(
             self.session,
-            self.socks,
+            Some(self.socks),
             self.tunnel,
             self.opts.host.as_deref(),
             self.connect_ms,

@@ -14,11 +14,13 @@ use crate::esp::EspCounters;
 use crate::{Session, Stats};
 
 /// The schema version; bumped when a field changes meaning or goes away
-/// (new fields may appear without a bump).
-pub const STATUS_VERSION: u32 = 1;
+/// (new fields may appear without a bump). 2: traffic selectors are
+/// prefixes (`192.0.2.11/32`), not ranges.
+pub const STATUS_VERSION: u32 = 2;
 
 /// A snapshot of the session for `probe` and `status`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     /// [`STATUS_VERSION`].
     pub version: u32,
@@ -52,7 +54,8 @@ pub struct Status {
     pub subnets: Vec<String>,
     /// DNS domains.
     pub domains: Vec<String>,
-    /// Our traffic selectors.
+    /// Our traffic selectors, as prefixes (`192.0.2.11/32`, with ` proto N`
+    /// / ` ports A-B` when narrowed to them).
     pub ts_local: Vec<String>,
     /// The gateway's traffic selectors.
     pub ts_remote: Vec<String>,
@@ -60,6 +63,34 @@ pub struct Status {
     pub nat_t: bool,
     /// NAT-D found our address translated (keepalives are sent).
     pub behind_nat: bool,
+    /// NAT-D found the gateway's address translated.
+    #[serde(default)]
+    pub gateway_behind_nat: bool,
+    /// Why IKE and ESP are in UDP: `"forced"` (no NAT seen: acclient always
+    /// encapsulates, as AnyConnect does), `"NAT"`, or `"none"`.
+    #[serde(default)]
+    pub udp_encapsulation: String,
+    /// The identity we sent (IDi).
+    #[serde(default)]
+    pub local_id: String,
+    /// The EAP / form user name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The gateway's verified identity (IDr).
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// How the gateway proved it (signature scheme or PSK).
+    #[serde(default)]
+    pub remote_auth: Option<String>,
+    /// `"full"`, `"split"` or `"script"` (a vpnc-script routes), once up.
+    #[serde(default)]
+    pub tunnel: Option<String>,
+    /// The routes in force: `0.0.0.0/1 tunnel`, `198.51.100.1/32 underlay`.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// A reconnect under way.
+    #[serde(default)]
+    pub reconnecting: Option<ReconnectStatus>,
     /// The IKE SA.
     pub ike: IkeStatus,
     /// The CHILD SA.
@@ -86,6 +117,7 @@ pub struct Status {
 
 /// The IKE SA.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IkeStatus {
     /// Initiator SPI (hex).
     pub spi_i: String,
@@ -111,6 +143,7 @@ pub struct IkeStatus {
 
 /// The CHILD SA.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChildStatus {
     /// Our inbound SPI (8 hex digits).
     pub spi_in: Option<String>,
@@ -132,6 +165,7 @@ pub struct ChildStatus {
 
 /// Data-plane counters (with the short names `probe` always printed).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EspStatus {
     /// ESP packets sent.
     pub tx_packets: u64,
@@ -191,6 +225,7 @@ impl From<EspCounters> for EspStatus {
 
 /// Dead peer detection.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DpdStatus {
     /// Interval in force (the gateway's, else ours).
     pub interval_s: Option<u64>,
@@ -202,8 +237,21 @@ pub struct DpdStatus {
     pub answered: u64,
 }
 
+/// A lost session being replaced.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReconnectStatus {
+    /// Attempts so far.
+    pub attempt: u32,
+    /// Seconds since the session was lost.
+    pub lost_s: u64,
+    /// Why (the loss, or the last attempt's failure).
+    pub reason: String,
+}
+
 /// Our rekey lifetimes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Lifetimes {
     /// IKE SA.
     pub ike_s: Option<u64>,
@@ -215,6 +263,7 @@ pub struct Lifetimes {
 
 /// Cisco session attributes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CiscoStatus {
     /// Tunnel MTU attribute.
     pub mtu: Option<u16>,
@@ -232,6 +281,7 @@ pub struct CiscoStatus {
 
 /// An attribute kept raw.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UnknownAttribute {
     /// Its type.
     #[serde(rename = "type")]
@@ -248,10 +298,33 @@ fn strings<T: ToString>(v: &[T]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// The snapshot of `s` on `socks` and `t` at `now`.
+/// A traffic selector as prefixes, as `swanctl --list-sas` prints them.
+fn ts_prefixes(ts: &[crate::wire::TrafficSelector]) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in ts {
+        let Some((a, b)) = t.addrs() else {
+            out.push(t.to_string());
+            continue;
+        };
+        let mut tail = String::new();
+        if t.protocol != 0 {
+            tail += &format!(" proto {}", t.protocol);
+        }
+        if (t.start_port, t.end_port) != (0, 65535) {
+            tail += &format!(" ports {}-{}", t.start_port, t.end_port);
+        }
+        for p in crate::routes::range_prefixes(a, b) {
+            out.push(format!("{p}{tail}"));
+        }
+    }
+    out
+}
+
+/// The snapshot of `s` on `socks` (none between reconnect attempts) and
+/// `t` at `now`.
 pub(crate) fn snapshot(
     s: &Session,
-    socks: &Sockets,
+    socks: Option<&Sockets>,
     t: &Tunnel,
     host: Option<&str>,
     connect_ms: Option<u64>,
@@ -265,19 +338,48 @@ pub(crate) fn snapshot(
     let (spi_i, spi_r) = s.ike_spis();
     let (ike_life, child_life) = s.lifetimes();
     let ts = |f: fn(&crate::TunnelConfig) -> &Vec<crate::wire::TrafficSelector>| {
-        cfg.map_or_else(Vec::new, |c| strings(f(c)))
+        cfg.map_or_else(Vec::new, |c| ts_prefixes(f(c)))
     };
-    let mut remote = socks.remote;
-    if s.nat_t() {
-        remote = socks.nat_peer();
-    }
+    let (gateway, remote, local) = match socks {
+        Some(k) => {
+            let remote = if s.nat_t() { k.nat_peer() } else { k.remote };
+            let local = if s.nat_t() {
+                k.locals().1
+            } else {
+                k.locals().0
+            };
+            (k.remote.to_string(), remote.to_string(), local.to_string())
+        }
+        None => {
+            let g = t.gateway.map(|g| g.to_string()).unwrap_or_default();
+            (g.clone(), g, String::new())
+        }
+    };
+    let nat = s.behind_nat() || s.gateway_behind_nat();
+    let tunnel = if t.scripted {
+        Some("script".to_string())
+    } else if t.routes.is_empty() {
+        None
+    } else if t
+        .routes
+        .iter()
+        .any(|r| r.via == crate::routes::Via::Tunnel && r.dst.len == 1)
+    {
+        Some("full".into())
+    } else {
+        Some("split".into())
+    };
+    let (remote_id, remote_auth) = match s.peer_identity() {
+        Some((i, a)) => (Some(i.to_string()), Some(a.to_string())),
+        None => (None, None),
+    };
     Status {
         version: STATUS_VERSION,
         state: format!("{:?}", s.state()),
         host: host.map(str::to_string),
-        gateway: socks.remote.to_string(),
-        remote: remote.to_string(),
-        local: socks.locals().1.to_string(),
+        gateway,
+        remote,
+        local,
         connect_ms,
         uptime_s: t
             .connected_at
@@ -294,6 +396,37 @@ pub(crate) fn snapshot(
         ts_remote: ts(|c| &c.ts_remote),
         nat_t: s.nat_t(),
         behind_nat: s.behind_nat(),
+        gateway_behind_nat: s.gateway_behind_nat(),
+        udp_encapsulation: match (s.nat_t(), nat) {
+            (true, true) => "NAT",
+            (true, false) => "forced",
+            (false, _) => "none",
+        }
+        .into(),
+        local_id: s.local_identity(),
+        user: s.username().map(str::to_string),
+        remote_id,
+        remote_auth,
+        tunnel,
+        routes: t
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.dst,
+                    match r.via {
+                        crate::routes::Via::Tunnel => "tunnel",
+                        crate::routes::Via::Underlay => "underlay",
+                    }
+                )
+            })
+            .collect(),
+        reconnecting: t.outage.as_ref().map(|o| ReconnectStatus {
+            attempt: o.attempt,
+            lost_s: now.saturating_duration_since(o.since).as_secs(),
+            reason: o.reason.clone(),
+        }),
         ike: IkeStatus {
             spi_i: hex(&spi_i),
             spi_r: hex(&spi_r),

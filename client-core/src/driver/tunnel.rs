@@ -28,6 +28,24 @@ pub struct Tunnel {
     pub(crate) connected_at: Option<Instant>,
     pub(crate) reconnects: u32,
     pub(crate) gateway: Option<IpAddr>,
+    /// The routes in force (empty before the tunnel is up, and with a
+    /// vpnc-script, which routes by itself).
+    pub(crate) routes: Vec<crate::routes::Route>,
+    /// A vpnc-script configures the network.
+    pub(crate) scripted: bool,
+    /// The session was lost and is being replaced.
+    pub(crate) outage: Option<Outage>,
+}
+
+/// A reconnect under way, for `status`.
+#[derive(Clone, Debug)]
+pub(crate) struct Outage {
+    /// When the session was lost.
+    pub(crate) since: Instant,
+    /// Attempts so far.
+    pub(crate) attempt: u32,
+    /// Why the last one failed (or the session was lost).
+    pub(crate) reason: String,
 }
 
 impl std::fmt::Debug for Tunnel {
@@ -50,6 +68,9 @@ impl Tunnel {
             connected_at: None,
             reconnects: 0,
             gateway: None,
+            routes: Vec::new(),
+            scripted: false,
+            outage: None,
         }
     }
 
@@ -102,6 +123,7 @@ impl Tunnel {
             let mtu = opts.mtu.or(cfg.cisco.mtu.map(u32::from)).unwrap_or(1400);
             self.mtu = mtu;
             run_script(script, "connect", &name, gateway, cfg, mtu).await?;
+            self.scripted = true;
             self.applied = Some(cfg.clone());
             return Ok(());
         }
@@ -151,11 +173,13 @@ impl Tunnel {
                 .join(" "),
             setup.routes.len()
         );
+        self.routes = setup.routes;
         self.applied = Some(cfg.clone());
         Ok(())
     }
 
     pub(crate) async fn take_down(&mut self) {
+        self.routes.clear();
         if let Some(net) = self.net.take() {
             net.teardown().await;
         }

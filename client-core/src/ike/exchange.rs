@@ -103,6 +103,8 @@ pub(crate) struct Exchange {
     pub(crate) spi_i: [u8; 8],
     /// We float to UDP 4500 (with the non-ESP marker).
     pub(crate) nat_t: bool,
+    /// The gateway's identity (IDr) and how it proved it, once verified.
+    pub(crate) peer: Option<(String, String)>,
     /// The gateway supports RFC 7383.
     pub(crate) peer_fragmentation: bool,
     /// The gateway sent Cisco's FRAGMENTATION vendor ID.
@@ -126,6 +128,7 @@ impl Exchange {
         Exchange {
             spi_i,
             nat_t: false,
+            peer: None,
             peer_fragmentation: false,
             peer_cisco_fragmentation: false,
             ike: None,

@@ -317,6 +317,34 @@ impl Session {
         self.liveness.behind_nat
     }
 
+    /// Whether NAT-D found the gateway's address translated.
+    pub fn gateway_behind_nat(&self) -> bool {
+        self.liveness.gateway_behind_nat
+    }
+
+    /// The identity we sent (IDi) as text: `ID_GROUP *$AnyConnectClient$*`.
+    pub fn local_identity(&self) -> String {
+        use crate::settings::Identity as I;
+        match &self.settings.identity {
+            I::Fqdn(s) => format!("FQDN {s}"),
+            I::Email(s) => format!("RFC822 {s}"),
+            I::KeyId(s) => format!("KEY_ID {s}"),
+            I::Group(s) => format!("ID_GROUP {s}"),
+            I::Address => format!("address {}", self.settings.local.ip()),
+        }
+    }
+
+    /// The gateway's verified identity (IDr) and how it proved it, e.g.
+    /// `("C=XX, O=VPN Test, CN=vpn.example.com", "RSA_EMSA_PKCS1_SHA2_384")`.
+    pub fn peer_identity(&self) -> Option<(&str, &str)> {
+        self.ex.peer.as_ref().map(|(i, a)| (i.as_str(), a.as_str()))
+    }
+
+    /// The EAP / form user name, when one was given.
+    pub fn username(&self) -> Option<&str> {
+        self.settings.username.as_deref()
+    }
+
     fn keepalive_interval(&self) -> Duration {
         match self.config.cisco.keepalive_interval {
             Some(s) if s > 0 => Duration::from_secs(s as u64),

@@ -23,6 +23,8 @@ pub(crate) struct ClientDoc {
     pub(crate) auth: Vec<(String, String)>,
     /// `session-token` / `session-id` (a reconnect's offer; empty otherwise).
     pub(crate) session: (String, String),
+    /// `device-id` / `version` (what the client reports in `init`).
+    pub(crate) client: (String, String),
 }
 
 pub(crate) fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
@@ -31,6 +33,7 @@ pub(crate) fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
     let (mut ty, mut group, mut auth, mut path, mut text) =
         (None, None, Vec::new(), Vec::<String>::new(), String::new());
     let mut session = (String::new(), String::new());
+    let mut client = (String::new(), String::new());
     loop {
         match r.read_event().ok()? {
             X::Start(e) => {
@@ -56,6 +59,8 @@ pub(crate) fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
                         session.0 = text.trim().to_string()
                     }
                     Some("config-auth") if n == "session-id" => session.1 = text.trim().to_string(),
+                    Some("config-auth") if n == "device-id" => client.0 = text.trim().to_string(),
+                    Some("config-auth") if n == "version" => client.1 = text.trim().to_string(),
                     Some("auth") => auth.push((n, text.trim().to_string())),
                     _ => {}
                 }
@@ -70,6 +75,7 @@ pub(crate) fn client_doc(xml: &[u8]) -> Option<ClientDoc> {
         group,
         auth,
         session,
+        client,
     })
 }
 
@@ -167,6 +173,19 @@ impl Gw {
                 let (Some(idi), Some(offer)) = (idi, offer) else {
                     return fail(self, "IKE_AUTH without IDi or SA");
                 };
+                // What the client says it is (an ASA's DAP decides on these).
+                for p in payloads {
+                    if let PayloadBody::Cp(cp) = &p.body {
+                        for a in &cp.attributes {
+                            let v = String::from_utf8_lossy(a.value);
+                            match a.ty.0 {
+                                7 => log(&format!("client application version: {v}")),
+                                cisco::HOSTNAME => log(&format!("client host name: {v}")),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
                 use x509_parser::prelude::FromDer;
                 let Ok((_, c)) = x509_parser::certificate::X509Certificate::from_der(&self.a.cert)
                 else {
@@ -222,11 +241,18 @@ impl Gw {
                     group,
                     auth,
                     session,
+                    client,
                 }) = client_doc(&xml)
                 else {
                     return fail(self, "malformed XML from the client");
                 };
                 log(&format!("EAP-AnyConnect: received {ty}"));
+                if ty == "init" {
+                    log(&format!(
+                        "client device-id: {}, version: {}",
+                        client.0, client.1
+                    ));
+                }
                 match (stage, ty.as_str()) {
                     (Stage::Init, "init") => {
                         if let Some(g) = group.filter(|g| self.a.groups.contains(g)) {

@@ -161,6 +161,7 @@ impl Session {
         sa.next_id = 1;
         ex.ike = Some(sa);
         self.liveness.behind_nat = d.nat.we_behind;
+        self.liveness.gateway_behind_nat = d.nat.gateway_behind;
         self.events.push_back(Event::Progress(Progress::SaInitDone {
             proposal: d.suite.name(),
             nat: d.nat.any(),

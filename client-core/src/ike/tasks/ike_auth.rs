@@ -322,6 +322,7 @@ impl IkeAuth {
                     }
                     Err(r) => return AuthStep::Failed(r),
                 };
+                ctx.ex.peer = Some((idr.to_string(), scheme.clone()));
                 ctx.events
                     .push_back(Event::Progress(Progress::GatewayAuthenticated {
                         id: idr.to_string(),

@@ -24,6 +24,8 @@ pub(crate) struct Liveness {
     pub(crate) last_inbound: Option<Instant>,
     /// NAT-D said our address is translated.
     pub(crate) behind_nat: bool,
+    /// NAT-D said the gateway's address is translated.
+    pub(crate) gateway_behind_nat: bool,
     /// A NAT-T keepalive is due in the next `poll_transmit`.
     keepalive_due: bool,
     /// Probe the gateway now, whatever was heard last (after a suspend).
