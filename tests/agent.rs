@@ -521,3 +521,62 @@ fn ctrl_c_at_prompt_through_the_agent() {
     );
     assert_eq!(lab.client_net_state(), before, "nothing left changed");
 }
+
+/// SIGUSR1 and SIGUSR2 to a foreground `connect` through the agent, as with
+/// openconnect: the status is printed (the agent's), and the agent closes
+/// the session and logs in again (resumed with the token), the tunnel
+/// staying up; SIGTERM then ends it cleanly.
+#[test]
+fn user_signals_through_the_agent() {
+    let mut lab = lab_or_skip!("agentusr");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let before = lab.client_net_state();
+    start_agent(&mut lab, "root");
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient(
+        "c",
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
+    must(&format!("kill -USR1 {pid}"));
+    assert!(
+        lab.wait_for("c", "Connected to 198.51.100.1, up 00:00:", 5),
+        "SIGUSR1: {}",
+        lab.log_of("c")
+    );
+    must(&format!("kill -USR2 {pid}"));
+    assert!(
+        lab.wait_for(
+            "c",
+            "Reconnected: the gateway resumed the session (no login).",
+            20
+        ),
+        "SIGUSR2: {}\nagent: {}",
+        lab.log_of("c"),
+        lab.log_of("agent")
+    );
+    let out = lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 received"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c"));
+    assert!(
+        lab.wait_for("agent", "session ended", 10),
+        "{}",
+        lab.log_of("agent")
+    );
+    assert_eq!(lab.client_net_state(), before);
+}

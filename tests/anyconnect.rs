@@ -793,6 +793,65 @@ fn client_description_is_what_the_user_says() {
     );
 }
 
+/// `-F/--form-entry FORM:OPT=VALUE` answers login forms by their `<auth id>`
+/// for scripted logins (openconnect's): user name, password and group of
+/// the main form, the one-time code of the challenge form, no terminal, no
+/// stdin; a malformed entry is a usage error.
+#[test]
+fn form_entries_answer_the_login() {
+    let mut lab = lab_or_skip!("acform");
+    lab.start_acgateway(&[
+        "--user", "alice:pw", "--group", "STAFF", "--group", "GUEST", "--otp", "123456",
+    ]);
+    let ca = lab.ca("ca.crt");
+    let base = [
+        "probe",
+        "--server",
+        GW,
+        "--anyconnect",
+        "--non-inter",
+        "--cafile",
+        &ca,
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "-F",
+        "main:username=alice",
+        "--form-entry",
+        "main:password=pw",
+        "-F",
+        "main:group_list=GUEST",
+        "-F",
+        "challenge:answer=123456",
+    ]);
+    let (code, _, err, _) = lab.acclient(&args, "");
+    assert_eq!(code, 0, "{err}\n{}", lab.acgw_log());
+    let log = lab.acgw_log();
+    assert!(
+        log.contains("user 'alice' authenticated (group GUEST)"),
+        "{log}"
+    );
+    assert!(log.contains("second round OTP: accepted"), "{log}");
+    // The entry names its form: a code for another form answers nothing here.
+    let mut args = base.to_vec();
+    args.extend([
+        "-F",
+        "main:username=alice",
+        "-F",
+        "main:password=pw",
+        "-F",
+        "other:answer=123456",
+    ]);
+    let (code, _, err, _) = lab.acclient(&args, "");
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("Code:"), "the challenge was asked for: {err}");
+    let mut args = base.to_vec();
+    args.extend(["-F", "password=pw"]);
+    let (code, _, err, _) = lab.acclient(&args, "");
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("is not FORM:OPT=VALUE"), "{err}");
+}
+
 /// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public
 /// key) and pins remembered for a host are honoured without --servercert.
 #[test]

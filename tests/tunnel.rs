@@ -270,6 +270,98 @@ fn ipv6_does_not_leak_around_a_full_tunnel() {
     assert_eq!(lab.client_net_state(), before);
 }
 
+/// openconnect's process options: `--pid-file` holds the PID while
+/// connected (gone after); SIGUSR1 prints the status; SIGUSR2 closes the
+/// session and logs in again (the gateway resumes it with its token), the
+/// tunnel staying up; `--timestamp` stamps progress lines. Then `-q
+/// --syslog`: nothing on stderr, the progress lines in syslog (a socket of
+/// the test's own, through $ACCLIENT_SYSLOG).
+#[test]
+fn pid_file_user_signals_and_output_options() {
+    let mut lab = lab_or_skip!("tunsig");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let pidfile = lab.dir.join("acclient.pid");
+    let pf = pidfile.display().to_string();
+    let args = connect_args(&ca, &["--pid-file", &pf, "--timestamp"]);
+    let pid = connected(&mut lab, "c", &args, "pw\n");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap_or_default(),
+        format!("{pid}\n")
+    );
+    let log = lab.log_of("c");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("[20") && l.contains(" UTC] Contacting 198.51.100.1")),
+        "{log}"
+    );
+    must(&format!("kill -USR1 {pid}"));
+    assert!(
+        lab.wait_for("c", "Connected to 198.51.100.1, up 00:00:", 5),
+        "SIGUSR1 status: {}",
+        lab.log_of("c")
+    );
+    must(&format!("kill -USR2 {pid}"));
+    assert!(
+        lab.wait_for(
+            "c",
+            "Reconnected: the gateway resumed the session (no login).",
+            20
+        ),
+        "SIGUSR2: {}",
+        lab.log_of("c")
+    );
+    assert!(
+        lab.acgw_log().contains("received DELETE for IKE_SA"),
+        "{}",
+        lab.acgw_log()
+    );
+    let out = ok(&lab.in_cl("ping -c 2 -i 0.2 -W 2 203.0.113.1"));
+    assert!(out.contains("2 received"), "{out}");
+    assert_eq!(lab.status()["reconnects"], 1);
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("c"));
+    assert!(!pidfile.exists(), "pid file removed");
+    assert_eq!(lab.client_net_state(), before);
+
+    let sock = lab.dir.join("syslog.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let s = sock.display().to_string();
+    let args = connect_args(&ca, &["-q", "--syslog"]);
+    let args: Vec<&str> = args.into_iter().filter(|a| *a != "-v").collect();
+    let pid = lab.spawn_acclient_env("q", &args, "pw\n", &[("ACCLIENT_SYSLOG", &s)]);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        match rx.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = m.contains("Press Ctrl-C");
+                got.push(m);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let all = got.join("\n");
+    assert!(
+        all.contains(&format!("<14>acclient[{pid}]: Contacting 198.51.100.1")),
+        "{all}"
+    );
+    assert!(all.contains("Press Ctrl-C"), "{all}");
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("q"));
+    let err = lab.log_of("q");
+    assert!(
+        !err.contains("Contacting") && !err.contains("Connected to"),
+        "-q and --syslog keep stderr quiet: {err}"
+    );
+    assert_eq!(lab.client_net_state(), before);
+}
+
 /// strongSwan as the gateway (kernel-libipsec ESP), dual-stack: IPv6 is asked
 /// for by default; ping over IPv4 and IPv6 and a TCP transfer; full tunnel
 /// keeps the gateway reachable; DNS goes to the netns resolv.conf and back;

@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use crate::note;
+
 use acclient_core::ipc::{self, Answer, ConnectRequest, Event, Prompt, Reply, Request};
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -177,9 +179,20 @@ pub(crate) async fn connect(
     let mut closing = false;
     let signal = crate::until_signal();
     tokio::pin!(signal);
+    let mut usr = crate::UserSignals::new();
     loop {
         let r = tokio::select! {
             r = agent.next() => r?,
+            u = usr.next(), if connected && !closing => {
+                agent.send(&match u {
+                    crate::UserSignal::Status => Request::Status,
+                    crate::UserSignal::Reconnect => {
+                        note("Reconnecting (SIGUSR2)...");
+                        Request::Reconnect
+                    }
+                }).await?;
+                continue;
+            }
             _ = &mut deadline, if !connected && !closing => {
                 eprintln!("acclient: no connection after {} s", timeout.as_secs());
                 agent.send(&Request::Disconnect).await?;
@@ -195,7 +208,7 @@ pub(crate) async fn connect(
         match r {
             Reply::Event {
                 event: Event::Progress { text },
-            } => eprintln!("{text}"),
+            } => note(&text),
             Reply::Event {
                 event: Event::Prompt { id, prompt },
             } => {
@@ -253,17 +266,17 @@ pub(crate) async fn connect(
                     return done_background(&host);
                 }
                 if !background {
-                    eprintln!("Connected to {host}. Press Ctrl-C to disconnect.");
+                    note(&format!("Connected to {host}. Press Ctrl-C to disconnect."));
                 }
             }
             Reply::Event {
                 event: Event::Disconnected { reason, exit_code },
             } => {
                 if closing && exit_code == 0 {
-                    eprintln!("Disconnected.");
+                    note("Disconnected.");
                     return Ok(0);
                 }
-                eprintln!("acclient: {reason}");
+                crate::output::error(&format!("acclient: {reason}"));
                 return Ok(exit_code.max(if connected { 0 } else { 1 }));
             }
             Reply::Error { message } => {
@@ -272,13 +285,19 @@ pub(crate) async fn connect(
                     return Ok(1);
                 }
             }
+            Reply::Status { status } => {
+                // Asked for by SIGUSR1.
+                match serde_json::from_value::<acclient_core::driver::Status>(*status) {
+                    Ok(s) => eprint!("{}", crate::report::human_status(&s)),
+                    Err(e) => eprintln!("acclient: unreadable status: {e}"),
+                }
+            }
             Reply::Event {
                 event: Event::Stats { .. },
             }
             | Reply::Ok
             | Reply::Hello { .. }
-            | Reply::State { .. }
-            | Reply::Status { .. } => {}
+            | Reply::State { .. } => {}
         }
     }
 }
@@ -304,7 +323,7 @@ async fn finish_closing(agent: &mut Agent) -> Result<i32> {
         Ok(r) => {
             let code = r?;
             if code == 0 {
-                eprintln!("Disconnected.");
+                note("Disconnected.");
             }
             Ok(code)
         }
@@ -320,11 +339,16 @@ fn status_has_banner(status: &serde_json::Value) -> bool {
 }
 
 fn done_background(host: &str) -> Result<i32> {
-    eprintln!("Connected to {host} in the background; `acclient disconnect` ends it.");
+    note(&format!(
+        "Connected to {host} in the background; `acclient disconnect` ends it."
+    ));
     Ok(0)
 }
 
 fn print_summary(host: &str, st: &serde_json::Value) {
+    if crate::output::quiet() {
+        return;
+    }
     match serde_json::from_value::<acclient_core::driver::Status>(st.clone()) {
         Ok(s) => print!("{}", crate::report::summary(host, &s)),
         Err(e) => println!("Connected to {host} (status unreadable: {e})"),

@@ -38,6 +38,7 @@ impl LocalAnswers {
             }),
             PromptKind::AuthForm(form) => {
                 let text = FormText {
+                    id: &form.id,
                     title: &form.title,
                     banner: &form.banner,
                     message: &form.message,
@@ -228,6 +229,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     } else {
         None
     };
+    let can_reconnect = reconnect.is_some();
     let task = tokio::spawn(driver::run(
         session, socks, opts, tunnel, reconnect, ev_tx, cmd_rx,
     ));
@@ -244,6 +246,8 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     // IKE SA exists, everything put back); after, `hold` waits for it.
     let early_signal = until_signal();
     tokio::pin!(early_signal);
+    // openconnect's SIGUSR1 (print the status) and SIGUSR2 (reconnect now).
+    let mut usr = crate::UserSignals::new();
     let mut answers = Some(LocalAnswers {
         a: a.clone(),
         p: p.clone(),
@@ -253,6 +257,25 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     loop {
         let ev = tokio::select! {
             e = ev_rx.recv() => e,
+            u = usr.next(), if connected.is_some() && !closing => {
+                match u {
+                    crate::UserSignal::Status => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let _ = cmd_tx.send(Command::Status(tx));
+                        if let Ok(st) = rx.await {
+                            eprint!("{}", crate::report::human_status(&st));
+                        }
+                    }
+                    crate::UserSignal::Reconnect if can_reconnect => {
+                        note("Reconnecting (SIGUSR2)...");
+                        let _ = cmd_tx.send(Command::Reconnect);
+                    }
+                    crate::UserSignal::Reconnect => {
+                        eprintln!("acclient: SIGUSR2 ignored: reconnecting is off (--no-reconnect or the profile's AutoReconnect)");
+                    }
+                }
+                continue;
+            }
             _ = &mut early_signal, if connected.is_none() && !closing => {
                 let _ = cmd_tx.send(Command::Close);
                 closing = true;
@@ -280,35 +303,16 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         let Some(ev) = ev else { break };
         match ev {
             Event::Progress(pr) => {
+                if let Progress::Reconnecting { .. } = pr {
+                    if let Some(x) = answers.as_mut() {
+                        x.passwords.rewind();
+                    }
+                }
                 if !a.probe.json {
-                    match pr {
-                        Progress::Contacting => {
-                            eprintln!("Contacting {} ({}).", p.label, p.gateway)
-                        }
-                        Progress::SaInitDone { proposal, nat } => eprintln!(
-                            "IKE SA negotiated: {proposal}{}",
-                            if nat { " (NAT detected)" } else { "" }
-                        ),
-                        Progress::GatewayAuthenticated { id, scheme } => {
-                            eprintln!("Gateway {id} authenticated ({scheme}).");
-                            eprintln!("Establishing VPN session...");
-                        }
-                        Progress::Eap(m) => eprintln!("Authenticating with EAP-{m}..."),
-                        Progress::Reconnecting { attempt, reason } => {
-                            eprintln!(
-                                "Connection lost ({reason}); reconnecting (attempt {attempt})..."
-                            );
-                            if let Some(x) = answers.as_mut() {
-                                x.passwords.rewind();
-                            }
-                        }
-                        Progress::Reconnected { resumed: true } => {
-                            eprintln!("Reconnected: the gateway resumed the session (no login).")
-                        }
-                        Progress::Reconnected { resumed: false } => {
-                            eprintln!("Reconnected (logged in again).")
-                        }
-                        other => tracing::info!("{other:?}"),
+                    let host = format!("{} ({})", p.label, p.gateway);
+                    match acclient_core::agent::progress_text(&pr, &host) {
+                        Some(t) => note(&t),
+                        None => tracing::info!("{pr:?}"),
                     }
                 }
             }
@@ -387,7 +391,10 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                     if let Some((cfg, st)) = &connected {
                         print_connected(&p, cfg, st.as_ref(), connect_ms);
                     }
-                    eprintln!("Connected to {}. Press Ctrl-C to disconnect.", p.label);
+                    note(&format!(
+                        "Connected to {}. Press Ctrl-C to disconnect.",
+                        p.label
+                    ));
                     hold = Some(Box::pin(until_signal()));
                 } else if a.probe.hold == 0 && a.probe.ping.is_some() {
                     // Give the echo replies a moment to come back through ESP.
@@ -411,7 +418,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 } else if gave_up && connected.is_none() {
                     early_exit = Some(DisconnectReason::TimedOut(0).exit_code());
                 } else if connected.is_none() || hold.is_some() {
-                    eprintln!("acclient: {r}");
+                    crate::output::error(&format!("acclient: {r}"));
                     early_exit = Some(r.exit_code());
                 }
                 break;
@@ -433,11 +440,11 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         return Ok(code);
     }
     let Some((cfg, st)) = connected else {
-        eprintln!("acclient: {reason}");
+        crate::output::error(&format!("acclient: {reason}"));
         return Ok(reason.exit_code().max(1));
     };
     if a.until_signal {
-        eprintln!("Disconnected.");
+        note("Disconnected.");
         return Ok(0);
     }
     print_result(&p, &cfg, st.as_ref(), connect_ms, a.probe.json);

@@ -41,7 +41,16 @@ macro_rules! print {
     }};
 }
 
+macro_rules! eprint {
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)+);
+    }};
+}
+
 mod agent_client;
+mod output;
+use output::note;
 mod inprocess;
 use inprocess::probe;
 mod plan;
@@ -74,6 +83,17 @@ struct Cli {
     /// More logging: -v progress details, -vv payload-level decode of every IKE message.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Less output: no progress lines or summary, only prompts, errors and
+    /// what was asked for (JSON, status).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Prefix progress lines with the time (UTC).
+    #[arg(long, global = true)]
+    timestamp: bool,
+    /// Progress lines and logs to syslog (/dev/log, the journal) instead of
+    /// stderr; errors go to both.
+    #[arg(long, global = true)]
+    syslog: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -217,6 +237,11 @@ struct CommonArgs {
     /// The host name we report (default: this machine's).
     #[arg(long, value_name = "NAME")]
     local_hostname: Option<String>,
+    /// Answer field OPT of login form FORM (its `<auth id>`: main,
+    /// challenge, …) with VALUE, as openconnect does; repeatable. A password
+    /// given this way is visible in the process list.
+    #[arg(short = 'F', long, value_name = "FORM:OPT=VALUE", value_parser = form_entry)]
+    form_entry: Vec<(String, String, String)>,
     /// Run --csd-wrapper as this user (openconnect's option; default
     /// `nobody` when acclient runs as root, else yourself), with a clean
     /// environment.
@@ -274,6 +299,10 @@ struct ConnectOnly {
     /// Keep trying to reconnect a lost session for this many seconds (1-604800).
     #[arg(long, value_name = "S", default_value_t = 600, value_parser = secs_in(&limits::RECONNECT_TIMEOUT_S))]
     reconnect_timeout: u64,
+    /// Write our PID to FILE while connected (removed at the end); the
+    /// PID to send SIGTERM, SIGUSR1 (status) or SIGUSR2 (reconnect) to.
+    #[arg(long, value_name = "FILE", conflicts_with = "background")]
+    pid_file: Option<PathBuf>,
     /// Return once connected and leave the session to acclientd (openconnect's -b).
     #[arg(long, short = 'b')]
     background: bool,
@@ -334,7 +363,26 @@ struct ConnectArgs {
     until_signal: bool,
 }
 
+/// `FORM:OPT=VALUE` of `--form-entry`.
+fn form_entry(s: &str) -> std::result::Result<(String, String, String), String> {
+    let bad = || format!("{s:?} is not FORM:OPT=VALUE (e.g. main:password=secret)");
+    let (form, rest) = s.split_once(':').ok_or_else(bad)?;
+    let (opt, value) = rest.split_once('=').ok_or_else(bad)?;
+    if form.is_empty() || opt.is_empty() {
+        return Err(bad());
+    }
+    Ok((form.to_string(), opt.to_string(), value.to_string()))
+}
+
 impl CommonArgs {
+    /// The `--form-entry` value for field `opt` of form `form`, if any.
+    fn form_entry_for(&self, form: &str, opt: &str) -> Option<&str> {
+        self.form_entry
+            .iter()
+            .find(|(f, o, _)| f == form && o == opt)
+            .map(|(_, _, v)| v.as_str())
+    }
+
     /// `--useragent`, `--os`, `--version-string`, `--local-hostname`.
     fn description(&self) -> acclient_core::settings::ClientDescription {
         acclient_core::settings::ClientDescription {
@@ -485,9 +533,14 @@ fn main() {
             std::process::exit(code)
         }
     };
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
+    if let Err(e) = output::init(cli.quiet, cli.timestamp, cli.syslog) {
+        eprintln!("acclient: {e}");
+        std::process::exit(1)
+    }
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
         _ => "trace",
     };
     tracing_subscriber::fmt()
@@ -495,8 +548,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("ACCLIENT_LOG")
                 .unwrap_or_else(|_| level.into()),
         )
-        .with_writer(|| acclient_core::driver::QuietStderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(output::log_writer)
+        .with_ansi(std::io::stderr().is_terminal() && !cli.syslog)
         .with_target(false)
         .init();
     let rt = || {
@@ -548,12 +601,12 @@ fn main() {
             std::process::exit(c)
         }
         Err(e) if e.downcast_ref::<Usage>().is_some() => {
-            eprintln!("acclient: {e:#}");
+            crate::output::error(&format!("acclient: {e:#}"));
             std::process::exit(EXIT_USAGE)
         }
         Err(e) => {
             restore_tty();
-            eprintln!("acclient: {e:#}");
+            crate::output::error(&format!("acclient: {e:#}"));
             std::process::exit(1)
         }
     }
@@ -599,6 +652,11 @@ fn generate_docs(dir: &std::path::Path) -> Result<()> {
 /// acclient), else in this process (root only).
 async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
     check_mode(&a, true)?;
+    // The PID that SIGTERM, SIGUSR1 and SIGUSR2 go to, while it runs.
+    let _pid = match &a.connect.pid_file {
+        Some(f) => Some(PidFile::write(f)?),
+        None => None,
+    };
     if !a.connect.no_agent {
         match agent_client::Agent::open().await {
             Ok(agent) => return connect_via_agent(agent, a).await,
@@ -616,6 +674,27 @@ async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
         );
     }
     probe(a).await
+}
+
+/// `--pid-file`: our PID while we run, removed when we end (if it is still
+/// ours).
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &PathBuf) -> Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("--pid-file {}", path.display()))?;
+        Ok(PidFile(path.clone()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let ours = format!("{}\n", std::process::id());
+        if std::fs::read_to_string(&self.0).is_ok_and(|s| s == ours) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }
 
 /// What the agent needs, read here as the user: files become content.
@@ -743,6 +822,7 @@ impl agent_client::Answers for CliAnswers {
                 ),
             },
             P::Form {
+                id,
                 title,
                 banner,
                 message,
@@ -750,6 +830,7 @@ impl agent_client::Answers for CliAnswers {
                 fields,
             } => {
                 let text = FormText {
+                    id,
                     title,
                     banner,
                     message,
@@ -844,6 +925,39 @@ async fn connect_via_agent(agent: agent_client::Agent, a: ConnectArgs) -> Result
     agent_client::connect(agent, req, background, timeout, answers).await
 }
 
+/// SIGUSR1 and SIGUSR2, as openconnect reads them.
+pub(crate) enum UserSignal {
+    /// SIGUSR1: print the status.
+    Status,
+    /// SIGUSR2: close the session and log in again.
+    Reconnect,
+}
+
+/// The two user signals as one stream (pending forever if the handlers
+/// cannot be installed).
+pub(crate) struct UserSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl UserSignals {
+    pub(crate) fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        UserSignals(
+            signal(SignalKind::user_defined1())
+                .and_then(|a| Ok((a, signal(SignalKind::user_defined2())?)))
+                .ok(),
+        )
+    }
+
+    pub(crate) async fn next(&mut self) -> UserSignal {
+        match self.0.as_mut() {
+            Some((u1, u2)) => tokio::select! {
+                _ = u1.recv() => UserSignal::Status,
+                _ = u2.recv() => UserSignal::Reconnect,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn until_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -860,7 +974,7 @@ pub(crate) async fn until_signal() {
         _ = term.recv() => {}
         _ = hup.recv() => {}
     }
-    eprintln!("Disconnecting...");
+    note("Disconnecting...");
 }
 
 #[cfg(test)]

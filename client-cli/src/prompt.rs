@@ -32,7 +32,7 @@ pub(crate) fn run_csd_wrapper(
     if !geteuid().is_root() && Some(user.uid) != me.as_ref().map(|u| u.uid) {
         bail!("--csd-user {name}: running the host-scan wrapper as another user needs root");
     }
-    eprintln!("Running host scan: {} (as {name})", w.display());
+    note(&format!("Running host scan: {} (as {name})", w.display()));
     let mut cmd = std::process::Command::new(w);
     cmd.args([
         "-ticket",
@@ -142,6 +142,8 @@ impl StdinPasswords {
 
 /// The text of a login form (the core's `Form`, or the agent's prompt).
 pub(crate) struct FormText<'a> {
+    /// The `<auth id>`, for `--form-entry`.
+    pub(crate) id: &'a str,
     pub(crate) title: &'a str,
     pub(crate) banner: &'a str,
     pub(crate) message: &'a str,
@@ -175,6 +177,11 @@ pub(crate) fn fill_form<T>(
     // A choice typed at the prompt that is not offered is asked again.
     let mut asked_choice = None;
     for f in fields {
+        // --form-entry first: the scripted answer to this form's field.
+        if let Some(v) = a.form_entry_for(text.id, &f.name) {
+            values.push((f.name.clone(), Secret::new(v.as_bytes().to_vec())));
+            continue;
+        }
         let v = match &f.kind {
             FieldKind::Password => match passwords.next() {
                 Some(p) => p,

@@ -304,6 +304,9 @@ pub(crate) fn print_connected(
     st: Option<&driver::Status>,
     ms: u128,
 ) {
+    if crate::output::quiet() {
+        return;
+    }
     let mut st = st.cloned().unwrap_or_default();
     st.connect_ms = Some(ms as u64);
     print!("{}", summary(&p.label, &st));

@@ -176,6 +176,10 @@ pub enum DisconnectReason {
     /// We closed it.
     #[error("disconnected")]
     LocallyClosed,
+    /// The user asked for a fresh session (SIGUSR2, as with openconnect):
+    /// closed cleanly and reconnected.
+    #[error("a reconnect was asked for")]
+    ReconnectRequested,
     /// The gateway rejected our credentials.
     #[error("the gateway rejected the credentials{}", detail(.0))]
     AuthFailed(String),

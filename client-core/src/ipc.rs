@@ -56,6 +56,9 @@ pub enum Request {
     Status,
     /// Keep receiving events although this front end did not connect.
     Watch,
+    /// Close the session cleanly and log in again, keeping the tunnel
+    /// (openconnect's SIGUSR2).
+    Reconnect,
 }
 
 /// Everything the agent needs to connect, as content. Fields a front end
@@ -188,6 +191,9 @@ pub enum Prompt {
     },
     /// A login form (the core's typed form; answer with its field names).
     Form {
+        /// The form's `<auth id>` (main, challenge, …).
+        #[serde(default)]
+        id: String,
         /// Title.
         title: String,
         /// Banner text above the fields.

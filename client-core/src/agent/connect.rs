@@ -56,7 +56,7 @@ pub fn progress_text(p: &Progress, host: &str) -> Option<String> {
             if *nat { " (NAT detected)" } else { "" }
         ),
         Progress::GatewayAuthenticated { id, scheme } => {
-            format!("Gateway {id} authenticated ({scheme}).")
+            format!("Gateway {id} authenticated ({scheme}).\nEstablishing VPN session...")
         }
         Progress::Eap(m) => format!("Authenticating with EAP-{m}..."),
         Progress::Reconnecting { attempt, reason } => {
@@ -441,6 +441,7 @@ async fn stats(state: &State, cmd: &mpsc::UnboundedSender<Command>) {
 
 fn form_prompt(form: &Form, error: Option<String>) -> Prompt {
     Prompt::Form {
+        id: form.id.clone(),
         title: form.title.clone(),
         banner: form.banner.clone(),
         message: form.message.clone(),

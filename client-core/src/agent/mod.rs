@@ -29,6 +29,7 @@ use crate::ipc::{self, Reply, Request};
 
 mod connect;
 mod peer;
+pub use connect::progress_text;
 
 /// Where and for whom the agent serves.
 #[derive(Clone, Debug)]
@@ -348,6 +349,20 @@ async fn handle(
                     .await
                 }
             }
+        }
+        Request::Reconnect => {
+            let sent = lock(state)
+                .active
+                .as_ref()
+                .is_some_and(|a| a.cmd.send(Command::Reconnect).is_ok());
+            reply(if sent {
+                Reply::Ok
+            } else {
+                Reply::Error {
+                    message: "not connected".into(),
+                }
+            })
+            .await
         }
         Request::State => {
             let (st, host) = match lock(state).active.as_ref() {

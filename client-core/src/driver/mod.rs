@@ -103,6 +103,9 @@ pub enum Command {
     Close,
     /// Rekey the CHILD SA now (or the IKE SA with `true`).
     Rekey(bool),
+    /// Close this session cleanly and log in again (SIGUSR2), keeping the
+    /// tunnel device and routes in place.
+    Reconnect,
 }
 
 /// Options of the driver itself.
@@ -186,6 +189,7 @@ fn reconnectable(r: &DisconnectReason) -> bool {
             | DisconnectReason::TimedOut(_)
             | DisconnectReason::Local(_)
             | DisconnectReason::Unreachable(_)
+            | DisconnectReason::ReconnectRequested
     )
 }
 
@@ -351,6 +355,8 @@ struct Driver<'a> {
     sleep: SleepDetector,
     /// Set when we closed the session because the machine slept.
     suspended: Option<u64>,
+    /// Set when we closed it because the user asked for a reconnect.
+    reconnect_asked: bool,
     /// Set when we closed it because the gateway's host refused us (ICMP).
     refused: Option<String>,
     logged_spis: Option<([u8; 8], [u8; 8])>,
@@ -388,6 +394,7 @@ impl<'a> Driver<'a> {
             cmsg: udp::gro_cmsg_space(),
             sleep: SleepDetector::new(),
             suspended: None,
+            reconnect_asked: false,
             refused: None,
             logged_spis: None,
             commands_open: true,
@@ -492,6 +499,9 @@ impl<'a> Driver<'a> {
                     return Some(match (self.suspended, self.refused.take()) {
                         (Some(secs), _) => DisconnectReason::Suspended(secs),
                         (None, Some(m)) => DisconnectReason::Unreachable(m),
+                        (None, None) if self.reconnect_asked => {
+                            DisconnectReason::ReconnectRequested
+                        }
                         (None, None) => r.clone(),
                     });
                 }
@@ -719,6 +729,11 @@ impl<'a> Driver<'a> {
                 }
             }
             Some(Command::Close) => self.session.close(now),
+            Some(Command::Reconnect) => {
+                info!("reconnect asked for: closing this session and logging in again");
+                self.reconnect_asked = true;
+                self.session.close(now)
+            }
             None => {
                 self.commands_open = false;
                 self.session.close(now)

@@ -84,6 +84,9 @@ impl Field {
 /// A login form, ready to be shown.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Form {
+    /// The `<auth id>` (main, challenge, …): what openconnect's
+    /// `--form-entry FORM:OPT=VALUE` names as FORM.
+    pub id: String,
     /// `title`.
     pub title: String,
     /// `banner` text above the fields.
@@ -239,6 +242,7 @@ impl Form {
             });
         }
         Form {
+            id: req.auth_id.clone(),
             title: req.title.clone(),
             banner: req.banner.clone(),
             message: req.message.clone(),
