@@ -807,8 +807,10 @@ fn vpnc_script_environment() {
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
     let env = std::fs::read_to_string(&out).unwrap();
     for want in [
+        "== pre-init",
         "== connect",
         "TUNDEV=acvpn0",
+        "INTERNAL_IP4_NETADDR=192.0.2.",
         "VPNGATEWAY=198.51.100.1",
         "INTERNAL_IP4_ADDRESS=192.0.2.",
         "INTERNAL_IP4_NETMASK=255.255.255.255",
@@ -821,6 +823,118 @@ fn vpnc_script_environment() {
         assert!(env.contains(want), "{want} in:\n{env}");
     }
     assert_eq!(lab.client_net_state(), before);
+}
+
+/// Debian's own vpnc-script (package vpnc-scripts), against strongSwan that
+/// narrows TSr and pushes no subnets, with --split-include/--split-exclude:
+/// the routes and the resolver it sets are the ones acclient sets itself
+/// (each probe address leaves by the same device, the same first
+/// nameserver), and both put everything back. The script runs in a mount
+/// namespace with a private /run (it keeps state in /var/run/vpnc and would
+/// ask a running systemd-resolved over the system bus): nothing of the
+/// machine's is touched.
+#[test]
+fn real_vpnc_script_routes_like_acclient() {
+    let script = "/usr/share/vpnc-scripts/vpnc-script";
+    if !std::path::Path::new(script).exists() {
+        eprintln!("SKIPPED: {script} missing (scripts/setup installs vpnc-scripts)");
+        return;
+    }
+    let mut lab = lab_or_skip!("tunreal");
+    // A default route, as real machines have: it is what a split-exclude
+    // keeps and what a wrongly full tunnel would take over.
+    must(&format!(
+        "ip -n {} route add default via 198.51.100.1",
+        lab.cl
+    ));
+    let conf = gw_conf(
+        "auth = pubkey\n certs = gw.crt",
+        "auth = eap-mschapv2\n eap_id = %any",
+        "",
+        "",
+    );
+    lab.start_strongswan(&conf, "");
+    let before = lab.client_net_state();
+    let ca = lab.ca("ca.crt");
+    let split = [
+        "--split-include",
+        "192.0.2.128/25",
+        "--split-exclude",
+        "203.0.113.128/25",
+    ];
+    // Where each address would leave (no traffic: route lookups only), and
+    // the first nameserver.
+    let view = |lab: &Lab| -> String {
+        let mut v = String::new();
+        for a in [
+            "203.0.113.1",
+            "203.0.113.200",
+            "192.0.2.200",
+            "192.0.2.30",
+            "198.51.100.77",
+            "198.51.100.1",
+        ] {
+            let o = lab.in_cl(&format!("ip route get {a} 2>&1"));
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            let dev = out
+                .split_whitespace()
+                .skip_while(|w| *w != "dev")
+                .nth(1)
+                .unwrap_or("unreachable")
+                .to_string();
+            v += &format!("{a} {dev}\n");
+        }
+        let o = lab.in_cl("grep -m1 '^nameserver' /etc/resolv.conf");
+        v + &String::from_utf8_lossy(&o.stdout)
+    };
+    let pid = connected(
+        &mut lab,
+        "own",
+        &ss_connect_args(&ca, &split),
+        "alice-password\n",
+    );
+    let own = view(&lab);
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0), "{}", lab.log_of("own"));
+    assert_eq!(lab.client_net_state(), before);
+    assert!(own.contains("203.0.113.1 acvpn0\n"), "{own}");
+    assert!(
+        own.contains("192.0.2.30 veth-cl\n"),
+        "split, not full: {own}"
+    );
+    assert!(own.contains("203.0.113.200 veth-cl\n"), "excluded: {own}");
+    assert!(own.contains("nameserver 203.0.113.53"), "{own}");
+
+    let pw = lab.dir.join("pw");
+    std::fs::write(&pw, "alice-password\n").unwrap();
+    let mut args = ss_connect_args(&ca, &split);
+    args.extend(["--script", script, "-v"]);
+    let line = format!(
+        "mount -t tmpfs tmpfs /run && exec env ACCLIENT_STATE_DIR={} {} {} < {}",
+        lab.state_dir().display(),
+        env!("CARGO_BIN_EXE_acclient"),
+        args.join(" "),
+        pw.display()
+    );
+    let cl = lab.cl.clone();
+    let pid = lab.spawn_bg(
+        "script",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &cl, "unshare", "-m", "sh", "-c", &line]),
+    );
+    assert!(
+        lab.wait_for("script", "Press Ctrl-C", 20),
+        "{}",
+        lab.log_of("script")
+    );
+    let scripted = view(&lab);
+    assert_eq!(
+        lab.signal(pid, "-TERM"),
+        Some(0),
+        "{}",
+        lab.log_of("script")
+    );
+    assert_eq!(scripted, own, "the vpnc-script routes as acclient does");
+    assert_eq!(lab.client_net_state(), before, "the script put it all back");
 }
 
 /// Behind a real NAT (SNAT in the client namespace rewrites source ports):

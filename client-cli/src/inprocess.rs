@@ -195,7 +195,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
             }
         }
         socks.grow_buffers(4 << 20);
-        Tunnel::open(opts)?
+        Tunnel::open(opts).await?
     } else {
         Tunnel::new(None)
     };

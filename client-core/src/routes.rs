@@ -236,11 +236,12 @@ pub fn plan(
             continue;
         }
         let fam = |p: &Prefix| p.addr.is_ipv6() == v6;
+        // The gateway's split: its pushed subnets, else a narrowed TSr;
+        // the user's --split-include adds to it (never replaces it).
         let mut include: Vec<Prefix> = cfg
             .subnets
             .iter()
             .filter_map(|(a, l)| Prefix::new(*a, *l))
-            .chain(opts.include.iter().copied())
             .filter(fam)
             .collect();
         let ts: Vec<Prefix> = ts_prefixes(&cfg.ts_remote)
@@ -251,6 +252,7 @@ pub fn plan(
             include = ts; // the gateway narrowed TSr: that is the split
         }
         let full = include.is_empty() || include.iter().any(|p| p.len == 0);
+        include.extend(opts.include.iter().copied().filter(fam));
         v4_full |= full && !v6;
         if full {
             let any = Prefix::new(
@@ -445,6 +447,18 @@ mod tests {
             &RouteOptions::default(),
         );
         assert_eq!(show(&r), ["203.0.113.0/24 Tunnel"]);
+        // --split-include adds to a narrowed TSr, it does not replace it.
+        let o = RouteOptions {
+            include: vec![p("192.0.2.128/25")],
+            ..Default::default()
+        };
+        let r = plan(
+            &cfg(&[], Some(("203.0.113.0", "203.0.113.255")), false),
+            gw,
+            &lan,
+            &o,
+        );
+        assert_eq!(show(&r), ["192.0.2.128/25 Tunnel", "203.0.113.0/24 Tunnel"]);
         // An include covering the gateway keeps the gateway on the underlay.
         let r = plan(
             &cfg(&["198.51.100.0/25"], None, false),

@@ -213,8 +213,9 @@ pub(super) async fn start(
         .map_err(|e| format!("cannot open UDP sockets towards {gateway}: {e}"))?;
     socks.grow_buffers(4 << 20);
     base.local = socks.local_addr().map_err(|e| e.to_string())?;
-    let tunnel =
-        Tunnel::open(topts).map_err(|e| format!("cannot create the tunnel device: {e}"))?;
+    let tunnel = Tunnel::open(topts)
+        .await
+        .map_err(|e| format!("cannot create the tunnel device: {e}"))?;
     let session = Session::new(base.clone(), Box::new(SystemRng), Instant::now())
         .map_err(|e| e.to_string())?;
     let give_up_after = match req.reconnect_timeout {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::script::run_script;
+
 use super::{netconfig, tun, TunnelOptions};
 use crate::esp::EspCounters;
 use crate::event::TunnelConfig;
@@ -76,7 +77,11 @@ impl Tunnel {
 
     /// A tunnel whose TUN device exists from the start, so a missing
     /// privilege or a bad device name is reported before anyone logs in.
-    pub fn open(opts: TunnelOptions) -> io::Result<Tunnel> {
+    /// A vpnc-script is run with `reason=pre-init` first.
+    pub async fn open(opts: TunnelOptions) -> io::Result<Tunnel> {
+        if let Some(script) = &opts.script {
+            super::script::run_pre_init(script).await?;
+        }
         let dev = tun::Tun::create(&opts.interface)?;
         let mut t = Tunnel::new(Some(opts));
         t.tun = Some(dev);
@@ -106,7 +111,16 @@ impl Tunnel {
             // A reconnect that got the same settings: nothing to change (a
             // vpnc-script hears about it, as with openconnect).
             if let (Some(script), Some(t)) = (&opts.script, &self.tun) {
-                run_script(script, "reconnect", t.name(), gateway, cfg, self.mtu).await?;
+                run_script(
+                    script,
+                    "reconnect",
+                    t.name(),
+                    gateway,
+                    cfg,
+                    self.mtu,
+                    &opts.routes,
+                )
+                .await?;
             }
             return Ok(());
         }
@@ -122,7 +136,7 @@ impl Tunnel {
         if let Some(script) = &opts.script {
             let mtu = opts.mtu.or(cfg.cisco.mtu.map(u32::from)).unwrap_or(1400);
             self.mtu = mtu;
-            run_script(script, "connect", &name, gateway, cfg, mtu).await?;
+            run_script(script, "connect", &name, gateway, cfg, mtu, &opts.routes).await?;
             self.scripted = true;
             self.applied = Some(cfg.clone());
             return Ok(());
@@ -191,7 +205,17 @@ impl Tunnel {
                     .map(|t| t.name().to_string())
                     .unwrap_or_default();
                 let gw = self.gateway.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                if let Err(e) = run_script(script, "disconnect", &name, gw, &cfg, self.mtu).await {
+                if let Err(e) = run_script(
+                    script,
+                    "disconnect",
+                    &name,
+                    gw,
+                    &cfg,
+                    self.mtu,
+                    &opts.routes,
+                )
+                .await
+                {
                     warn!("{e}");
                 }
             }
