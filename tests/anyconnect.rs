@@ -852,6 +852,54 @@ fn form_entries_answer_the_login() {
     assert!(err.contains("is not FORM:OPT=VALUE"), "{err}");
 }
 
+/// A profile host whose HostAddress gives no answer (packets dropped, as a
+/// firewalled or dead head-end) fails over to its BackupServerList, as
+/// Cisco's client does; the profile's AuthenticationTimeout (10 s) bounds
+/// the wait for the primary (3 retransmissions instead of 7).
+#[test]
+fn backup_server_after_no_answer_within_the_authentication_timeout() {
+    let mut lab = lab_or_skip!("acbackup");
+    must(&format!(
+        "ip -n {gw} addr add 198.51.100.3/24 dev veth-gw && ip netns exec {gw} iptables -A INPUT -d 198.51.100.3 -p udp -j DROP",
+        gw = lab.gw
+    ));
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let prof = lab.dir.join("backup.xml");
+    std::fs::write(
+        &prof,
+        format!("<AnyConnectProfile><ClientInitialization><AuthenticationTimeout>10</AuthenticationTimeout></ClientInitialization><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>198.51.100.3</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><BackupServerList><HostAddress>{GW}</HostAddress></BackupServerList></HostEntry></ServerList></AnyConnectProfile>"),
+    )
+    .unwrap();
+    let ca = lab.ca("ca.crt");
+    let p = prof.display().to_string();
+    let (code, out, err, _) = lab.acclient(
+        &[
+            "probe",
+            "--profile",
+            &p,
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no answer from the gateway after 3 retransmissions"),
+        "AuthenticationTimeout 10 s: {err}"
+    );
+    assert!(
+        err.contains("No answer from 198.51.100.3; trying backup server 198.51.100.1 (1 of 1)."),
+        "{err}"
+    );
+    assert!(
+        out.contains("Connected to Corp (198.51.100.1:4500)"),
+        "{out}"
+    );
+}
+
 /// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public
 /// key) and pins remembered for a host are honoured without --servercert.
 #[test]

@@ -572,6 +572,38 @@ fn reconnect_retries_through_a_protocol_error() {
     assert_eq!(lab.signal(pid, "-TERM"), Some(0));
 }
 
+/// ICMP port unreachable during a session is a hint, not a verdict (RFC 7296
+/// §2.21.4: unauthenticated): the gateway's process gone, the next ESP
+/// packet draws ICMP, and acclient probes the gateway at once instead of
+/// waiting for the DPD interval (120 s here), its probes paced a second
+/// apart, and the reconnect starts within seconds.
+#[test]
+fn icmp_mid_session_starts_a_dpd_probe() {
+    let mut lab = lab_or_skip!("tunicmp");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0", "--dpd-attr", "120"]);
+    let ca = lab.ca("ca.crt");
+    let pid = connected(&mut lab, "c", &connect_args(&ca, &[]), "pw\n");
+    lab.kill_acgateway();
+    let t = Instant::now();
+    // One packet into the tunnel: its ESP datagram meets the closed port.
+    let _ = lab.in_cl("ping -c 1 -W 1 203.0.113.1");
+    assert!(
+        lab.wait_for("c", "reconnecting (attempt 1)", 20),
+        "no probe after ICMP: {}",
+        lab.log_of("c")
+    );
+    eprintln!(
+        "lost session noticed {:.1} s after the gateway went (DPD interval 120 s)",
+        t.elapsed().as_secs_f64()
+    );
+    assert!(
+        lab.log_of("c").contains("checking the gateway"),
+        "{}",
+        lab.log_of("c")
+    );
+    assert_eq!(lab.signal(pid, "-TERM"), Some(0));
+}
+
 /// `--reconnect-timeout S` bounds the retries: with the gateway gone for
 /// good, acclient gives up after S seconds (not the default 600), puts the
 /// network back and exits 4.

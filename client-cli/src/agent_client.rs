@@ -255,6 +255,7 @@ pub(crate) async fn connect(
             Reply::Event {
                 event: Event::Connected { status },
             } => {
+                crate::CAME_UP.store(true, std::sync::atomic::Ordering::Relaxed);
                 connected = true;
                 print_summary(&host, &status);
                 if background && !banner_pending {

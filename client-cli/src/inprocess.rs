@@ -120,6 +120,8 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     s.legacy_group1 = a.legacy_modp768;
     s.request_ipv6 = !a.disable_ipv6;
     apply_numeric_flags(&mut s, &a);
+    // --retries, or what the profile's AuthenticationTimeout allows.
+    s.retransmit.tries = p.retries;
     if a.passwd_on_stdin {
         s.password = Some(stdin_password().await?);
     }
@@ -357,6 +359,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 }
             }
             Event::Connected(cfg) => {
+                crate::CAME_UP.store(true, std::sync::atomic::Ordering::Relaxed);
                 let cfg = *cfg;
                 if connected.is_some() {
                     continue; // a reconnect: already reported

@@ -247,9 +247,14 @@ struct CommonArgs {
     /// environment.
     #[arg(long, value_name = "USER")]
     csd_user: Option<String>,
-    /// Retransmissions of an unanswered request before giving up (7 is ~27 s; 0..=30).
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=30))]
-    retries: u32,
+    /// Retransmissions of an unanswered request before giving up (0..=30;
+    /// default 7, ~27 s, or what the profile's AuthenticationTimeout allows).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=30))]
+    retries: Option<u32>,
+    /// Try IKEv2 with a profile host whose PrimaryProtocol is SSL (or not
+    /// given: the schema's default), which acclient otherwise refuses.
+    #[arg(long, value_name = "ikev2", value_parser = ["ikev2"])]
+    protocol: Option<String>,
     /// Dead peer detection interval in seconds when the gateway sends none (0: off; at most 86400).
     #[arg(long, default_value_t = 30, value_parser = secs_in(&limits::DPD_S))]
     dpd: u64,
@@ -361,6 +366,9 @@ struct ConnectArgs {
     probe: ProbeOnly,
     /// Set by `connect`: stay up until a signal.
     until_signal: bool,
+    /// Which of the profile host's servers this attempt uses: 0 the
+    /// HostAddress, then its BackupServerList in order.
+    server_index: usize,
 }
 
 /// `FORM:OPT=VALUE` of `--form-entry`.
@@ -422,6 +430,7 @@ impl From<ConnectCli> for ConnectArgs {
             connect: c.only,
             probe: defaults(),
             until_signal: true,
+            server_index: 0,
         }
     }
 }
@@ -433,6 +442,7 @@ impl From<ProbeCli> for ConnectArgs {
             connect: defaults(),
             probe: c.only,
             until_signal: false,
+            server_index: 0,
         }
     }
 }
@@ -460,7 +470,7 @@ fn secs_in(r: &'static std::ops::RangeInclusive<u64>) -> clap::builder::RangedU6
 /// engine's `limits`, checked again by `Session::new`).
 fn apply_numeric_flags(s: &mut Settings, a: &ConnectArgs) {
     s.fragment_size = a.fragment_size.into();
-    s.retransmit.tries = a.retries;
+    s.retransmit.tries = a.retries.unwrap_or(s.retransmit.tries);
     s.ike_lifetime = Some(Duration::from_secs(a.ike_lifetime));
     s.child_lifetime = Some(Duration::from_secs(a.child_lifetime));
     s.dpd_interval = (a.dpd > 0).then(|| Duration::from_secs(a.dpd));
@@ -575,7 +585,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            let r = rt.block_on(connect_cmd(a));
+            let r = rt.block_on(over_servers(a, connect_cmd));
             // A prompt abandoned by Ctrl-C still has a thread blocked on the
             // terminal; dropping the runtime would wait for it (for Enter).
             rt.shutdown_background();
@@ -590,7 +600,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            let r = check_mode(&a, false).and_then(|_| rt.block_on(probe(a)));
+            let r = check_mode(&a, false).and_then(|_| rt.block_on(over_servers(a, probe)));
             rt.shutdown_background();
             r
         }
@@ -613,17 +623,69 @@ fn main() {
 }
 
 fn profiles(file: &PathBuf) -> Result<()> {
+    use acclient_core::profile::Protocol;
     let text =
         read_limited(file, MAX_FILE).with_context(|| format!("cannot read {}", file.display()))?;
     let p = acclient_core::profile::parse(&text).with_context(|| format!("{}", file.display()))?;
-    for h in &p.hosts {
-        println!(
-            "{}\t{}\t{}\t{}",
-            h.name,
-            h.connect_address(),
-            h.user_group.as_deref().unwrap_or("-"),
-            h.primary_protocol.as_deref().unwrap_or("SSL")
+    if p.hosts.is_empty() {
+        bail!(
+            "{}: the profile has no HostEntry in its ServerList",
+            file.display()
         );
+    }
+    // What `connect --host NAME` will actually do with each entry.
+    let rows: Vec<[String; 5]> = p
+        .hosts
+        .iter()
+        .map(|h| {
+            [
+                h.name.clone(),
+                h.connect_address().to_string(),
+                h.user_group.clone().unwrap_or_else(|| "-".into()),
+                match (h.protocol(), &h.primary_protocol) {
+                    (Protocol::Ipsec, _) => "IPsec (IKEv2)".into(),
+                    (Protocol::Ssl, Some(_)) => {
+                        "SSL: not spoken (--protocol ikev2 tries IKEv2)".into()
+                    }
+                    (Protocol::Ssl, None) => {
+                        "SSL (default): not spoken (--protocol ikev2 tries IKEv2)".into()
+                    }
+                },
+                h.login(),
+            ]
+        })
+        .collect();
+    let head = ["HOST", "ADDRESS", "GROUP", "PROTOCOL", "LOGIN"];
+    let mut w = [0usize; 5];
+    for r in rows
+        .iter()
+        .map(|r| r.each_ref().map(|s| s.as_str()))
+        .chain([head])
+    {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |r: [&str; 5]| {
+        let mut s = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 < r.len() {
+                s += &format!("{c:<width$}  ", width = w[i]);
+            } else {
+                s += c;
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head);
+    for (r, h) in rows.iter().zip(&p.hosts) {
+        line(r.each_ref().map(|s| s.as_str()));
+        if !h.backup_servers.is_empty() {
+            println!("  backup servers: {}", h.backup_servers.join(", "));
+        }
+    }
+    if let Some(t) = p.authentication_timeout {
+        println!("AuthenticationTimeout: {t} s");
     }
     Ok(())
 }
@@ -676,6 +738,42 @@ async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
     probe(a).await
 }
 
+/// Set once a session came up in this process (the failover below does
+/// not apply to a session that was lost later).
+pub(crate) static CAME_UP: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The profile host's HostAddress, then its BackupServerList in order, as
+/// Cisco's client tries them: the next one only while the one before gave
+/// no answer (exit 4) and no session ever came up.
+async fn over_servers<F, Fut>(a: ConnectArgs, one: F) -> Result<i32>
+where
+    F: Fn(ConnectArgs) -> Fut,
+    Fut: std::future::Future<Output = Result<i32>>,
+{
+    let servers = servers_of(&a);
+    let mut a = a;
+    loop {
+        let r = one(a.clone()).await;
+        let next = a.server_index + 1;
+        match r {
+            Ok(4)
+                if next < servers.len() && !CAME_UP.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                note(&format!(
+                    "No answer from {}; trying backup server {} ({} of {}).",
+                    servers[a.server_index],
+                    servers[next],
+                    next,
+                    servers.len() - 1
+                ));
+                a.server_index = next;
+            }
+            r => return r,
+        }
+    }
+}
+
 /// `--pid-file`: our PID while we run, removed when we end (if it is still
 /// ours).
 struct PidFile(PathBuf);
@@ -713,7 +811,7 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
         ike_lifetime: Some(a.ike_lifetime),
         child_lifetime: Some(a.child_lifetime),
         dpd: Some(a.dpd),
-        retries: Some(a.retries),
+        retries: Some(p.retries),
         reconnect: !a.no_reconnect && p.auto_reconnect != Some(false),
         reconnect_timeout: Some(a.connect.reconnect_timeout),
         disconnect_on_suspend: p.disconnect_on_suspend,
@@ -890,19 +988,29 @@ impl agent_client::Answers for CliAnswers {
 
 /// The first `--passwd-on-stdin` line, read off the runtime thread (stdin
 /// may be a pipe that is slow to deliver).
+/// The first line of stdin, read once: a backup server's attempt after
+/// the primary gave no answer logs in with the same password.
 async fn stdin_password() -> Result<Secret> {
-    tokio::task::spawn_blocking(|| {
+    static FIRST: std::sync::Mutex<Option<Secret>> = std::sync::Mutex::new(None);
+    if let Some(s) = FIRST.lock().ok().and_then(|g| g.clone()) {
+        return Ok(s);
+    }
+    let s = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
         std::io::stdin()
             .lock()
             .read_line(&mut line)
             .context("cannot read the password from stdin")?;
-        Ok(Secret::new(
+        Ok::<_, anyhow::Error>(Secret::new(
             line.trim_end_matches(['\r', '\n']).as_bytes().to_vec(),
         ))
     })
     .await
-    .map_err(|e| anyhow!("stdin task: {e}"))?
+    .map_err(|e| anyhow!("stdin task: {e}"))??;
+    if let Ok(mut g) = FIRST.lock() {
+        *g = Some(s.clone());
+    }
+    Ok(s)
 }
 
 async fn connect_via_agent(agent: agent_client::Agent, a: ConnectArgs) -> Result<i32> {

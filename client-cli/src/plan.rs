@@ -171,6 +171,30 @@ pub(crate) struct Plan {
     pub(crate) identity: Option<String>,
     /// The profile's CertificatePinList for this host.
     pub(crate) pins: Vec<String>,
+    /// Retransmissions: --retries, else what the profile's
+    /// AuthenticationTimeout allows, else the default.
+    pub(crate) retries: u32,
+}
+
+/// The addresses `over_servers` goes through: the profile host's
+/// HostAddress and BackupServerList (just the one server without a profile,
+/// or when the profile cannot be read: `plan` then says why).
+pub(crate) fn servers_of(a: &ConnectArgs) -> Vec<String> {
+    let (Some(p), None) = (&a.profile, &a.common.server) else {
+        return vec![a.common.server.clone().unwrap_or_default()];
+    };
+    let Some(prof) = read_limited(p, MAX_FILE)
+        .ok()
+        .and_then(|t| acclient_core::profile::parse(&t).ok())
+    else {
+        return vec![String::new()];
+    };
+    match prof.select(a.host.as_deref()) {
+        Ok(h) => std::iter::once(h.connect_address().to_string())
+            .chain(h.backup_servers.iter().map(|b| b.trim().to_string()))
+            .collect(),
+        Err(_) => vec![String::new()],
+    }
 }
 
 /// A profile's AutoReconnectBehavior: whether to end the session after the
@@ -195,6 +219,7 @@ pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
     let mut profile_pins = Vec::new();
     let mut prefs = (None, None);
     let mut disconnect_on_suspend = false;
+    let mut auth_timeout = None;
     let (addr, label, method, ike_identity, anyconnect, group) = match (&a.profile, &a.server) {
         (Some(p), _) => {
             let text = read_limited(p, MAX_FILE)
@@ -203,32 +228,32 @@ pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
                 acclient_core::profile::parse(&text).with_context(|| format!("{}", p.display()))?;
             prefs = (prof.auto_reconnect, prof.local_lan_access);
             disconnect_on_suspend = suspend_policy(prof.auto_reconnect_behavior.as_deref());
+            auth_timeout = prof.authentication_timeout;
             // Like Cisco's client: without --host, the first entry of the list.
-            let name = a
-                .host
-                .clone()
-                .or_else(|| prof.hosts.first().map(|h| h.name.clone()))
-                .unwrap_or_default();
-            let name = name.as_str();
-            let h = prof.host(name).ok_or_else(|| {
-                anyhow!(
-                    "no host {name:?} in {} (acclient profiles {} lists them)",
-                    p.display(),
-                    p.display()
-                )
-            })?;
-            if h.primary_protocol
-                .as_deref()
-                .is_some_and(|x| !x.eq_ignore_ascii_case("ipsec"))
-            {
+            let h = prof
+                .select(a.host.as_deref())
+                .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            if h.protocol() == acclient_core::profile::Protocol::Ssl && a.protocol.is_none() {
                 bail!(
-                    "host {} uses PrimaryProtocol {}; acclient speaks IPsec (IKEv2) only",
+                    "host {} uses PrimaryProtocol {} ({}); acclient speaks IPsec (IKEv2) only: --protocol ikev2 tries IKEv2 with it (a head-end with IKEv2 client services answers)",
                     h.name,
-                    h.primary_protocol.as_deref().unwrap_or("")
+                    h.primary_protocol.as_deref().unwrap_or("SSL"),
+                    if h.primary_protocol.is_some() {
+                        "as the profile says"
+                    } else {
+                        "the profile schema's default, the entry names none"
+                    }
                 );
             }
+            let servers: Vec<String> = std::iter::once(h.connect_address().to_string())
+                .chain(h.backup_servers.iter().map(|b| b.trim().to_string()))
+                .collect();
+            let addr = servers
+                .get(a.server_index)
+                .cloned()
+                .unwrap_or_else(|| h.connect_address().to_string());
             (
-                h.connect_address().to_string(),
+                addr,
                 h.name.clone(),
                 h.auth_method.clone(),
                 h.ike_identity.clone(),
@@ -290,5 +315,12 @@ pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
         settings_auth: auth,
         identity: ike_identity,
         pins: profile_pins,
+        retries: a.retries.unwrap_or_else(|| {
+            let r = acclient_core::settings::Retransmit::default();
+            match auth_timeout {
+                Some(t) => r.tries_within(Duration::from_secs(t.into())),
+                None => r.tries,
+            }
+        }),
     })
 }

@@ -31,7 +31,37 @@ pub struct HostEntry {
     pub pins: Vec<String>,
 }
 
+/// The tunnel protocol a host entry asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `PrimaryProtocol` IPsec: IKEv2, what acclient speaks.
+    Ipsec,
+    /// `PrimaryProtocol` SSL, or none given (the schema's default): TLS and
+    /// DTLS, which acclient does not speak.
+    Ssl,
+}
+
 impl HostEntry {
+    /// What `PrimaryProtocol` says, with the schema's default (SSL) when the
+    /// entry names none.
+    pub fn protocol(&self) -> Protocol {
+        match &self.primary_protocol {
+            Some(p) if p.trim().eq_ignore_ascii_case("ipsec") => Protocol::Ipsec,
+            _ => Protocol::Ssl,
+        }
+    }
+
+    /// How the login goes, in the profile's words: `EAP-AnyConnect` (Cisco's
+    /// own, the default for IPsec) or the standard method it names.
+    pub fn login(&self) -> String {
+        if !self.standard_auth_only {
+            return "EAP-AnyConnect".into();
+        }
+        self.auth_method
+            .clone()
+            .unwrap_or_else(|| "EAP-AnyConnect".into())
+    }
+
     /// The address to connect to, without scheme or path.
     pub fn connect_address(&self) -> &str {
         let a = if self.address.is_empty() {
@@ -61,6 +91,22 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The host to connect to: `name` (its `HostName` or `HostAddress`), or
+    /// the first entry as Cisco's client picks it. The error says what is
+    /// there instead.
+    pub fn select(&self, name: Option<&str>) -> Result<&HostEntry, String> {
+        if self.hosts.is_empty() {
+            return Err("the profile has no HostEntry in its ServerList".into());
+        }
+        match name {
+            None => Ok(&self.hosts[0]),
+            Some(n) => self.host(n).ok_or_else(|| {
+                let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+                format!("no host {n:?} in the profile (it has {})", names.join(", "))
+            }),
+        }
+    }
+
     /// Finds a host by `HostName` (case-insensitive) or `HostAddress`.
     pub fn host(&self, name: &str) -> Option<&HostEntry> {
         self.hosts
@@ -71,14 +117,20 @@ impl Profile {
 
 /// A profile that cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("profile is not well-formed XML at line {line}, column {column}: {message}")]
-pub struct ProfileError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What the XML reader said.
-    pub message: String,
+pub enum ProfileError {
+    /// Broken XML.
+    #[error("profile is not well-formed XML at line {line}, column {column}: {message}")]
+    Xml {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the XML reader said.
+        message: String,
+    },
+    /// XML (or text) that is not an `<AnyConnectProfile>`.
+    #[error("not an AnyConnect profile: {0}")]
+    NotAProfile(String),
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -94,17 +146,27 @@ fn truthy(s: &str) -> bool {
 
 /// Parses profile XML.
 pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+    // Text that is not XML at all (a README, a shell script) is named as
+    // such before an XML reader finds tags in it.
+    let start = text.trim_start_matches('\u{feff}').trim_start();
+    if !start.starts_with('<') {
+        let head: String = start.chars().take(20).collect();
+        return Err(ProfileError::NotAProfile(format!(
+            "it is not XML (it begins {head:?})"
+        )));
+    }
     let mut r = Reader::from_str(text);
     r.config_mut().trim_text(false);
     let mut path: Vec<String> = Vec::new();
     let mut p = Profile::default();
     let mut host: Option<HostEntry> = None;
+    let mut root: Option<String> = None;
     loop {
         let pos = r.buffer_position() as usize;
         let ev = r.read_event().map_err(|e| {
             let (line, column) = position(text, r.error_position() as usize);
             let _ = pos;
-            ProfileError {
+            ProfileError::Xml {
                 line,
                 column,
                 message: e.to_string(),
@@ -113,10 +175,27 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
         match ev {
             X::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if root.is_none() {
+                    if name != "AnyConnectProfile" {
+                        return Err(ProfileError::NotAProfile(format!(
+                            "its root element is <{name}>, not <AnyConnectProfile>"
+                        )));
+                    }
+                    root = Some(name.clone());
+                }
                 if name == "HostEntry" && path.last().is_some_and(|p| p == "ServerList") {
                     host = Some(HostEntry::default());
                 }
                 path.push(name);
+            }
+            X::Empty(e) if root.is_none() => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if name != "AnyConnectProfile" {
+                    return Err(ProfileError::NotAProfile(format!(
+                        "its root element is <{name}>, not <AnyConnectProfile>"
+                    )));
+                }
+                root = Some(name);
             }
             X::End(_) if path.pop().as_deref() == Some("HostEntry") => {
                 if let Some(h) = host.take() {
@@ -180,9 +259,14 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
             _ => {}
         }
     }
+    if root.is_none() {
+        return Err(ProfileError::NotAProfile(
+            "no <AnyConnectProfile> element in it".into(),
+        ));
+    }
     if !path.is_empty() {
         let (line, column) = position(text, text.len());
-        return Err(ProfileError {
+        return Err(ProfileError::Xml {
             line,
             column,
             message: format!("unclosed element <{}>", path.join("/")),
@@ -198,6 +282,42 @@ mod tests {
     // The server list from seed 004 (whitespace and CRLF as real profiles have
     // them); its 10.0.0.1 is the seed's own value, a parse vector only.
     const SEED: &str = "<?xml version=\"1.0\"?>\r\n<AnyConnectProfile xmlns=\"http://schemas.xmlsoap.org/encoding/\">\r\n<ServerList>\r\n       <HostEntry>\r\n               <HostName>Anu-IKEV2</HostName>\r\n               <HostAddress>10.0.0.1</HostAddress>\r\n               <UserGroup>ASA-IKEV2</UserGroup>\r\n               <PrimaryProtocol>IPsec</PrimaryProtocol>\r\n       </HostEntry>\r\n</ServerList></AnyConnectProfile>";
+
+    /// Text or other XML is not a profile, said so (once it "parsed" to no
+    /// hosts); an empty profile names what it lacks; the schema's default
+    /// protocol is SSL.
+    #[test]
+    fn what_is_not_a_profile_is_named() {
+        for (text, want) in [
+            (
+                "# acclient\n\nAn AnyConnect-compatible client.\n",
+                "it is not XML",
+            ),
+            (
+                "<?xml version=\"1.0\"?>\n<!-- empty -->\n",
+                "no <AnyConnectProfile>",
+            ),
+            ("<html><body/></html>", "root element is <html>"),
+            ("<Other/>", "root element is <Other>"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                matches!(e, ProfileError::NotAProfile(_)) && e.to_string().contains(want),
+                "{text:?}: {e}"
+            );
+        }
+        let empty = parse("<AnyConnectProfile/>").unwrap();
+        assert_eq!(
+            empty.select(None).unwrap_err(),
+            "the profile has no HostEntry in its ServerList"
+        );
+        let p = parse("<AnyConnectProfile><ServerList><HostEntry><HostName>A</HostName></HostEntry><HostEntry><HostName>B</HostName><PrimaryProtocol>IPsec</PrimaryProtocol></HostEntry></ServerList></AnyConnectProfile>").unwrap();
+        assert_eq!(p.select(None).unwrap().name, "A");
+        assert_eq!(p.hosts[0].protocol(), Protocol::Ssl);
+        assert_eq!(p.hosts[1].protocol(), Protocol::Ipsec);
+        assert_eq!(p.hosts[1].login(), "EAP-AnyConnect");
+        assert!(p.select(Some("C")).unwrap_err().contains("it has A, B"));
+    }
 
     #[test]
     fn seed_server_list() {
@@ -234,7 +354,7 @@ mod tests {
     #[test]
     fn broken_xml_has_line_and_column() {
         let e = parse("<AnyConnectProfile>\n<ServerList>\n<HostEntry></ServerList>").unwrap_err();
-        assert_eq!(e.line, 3, "{e}");
+        assert!(matches!(e, ProfileError::Xml { line: 3, .. }), "{e}");
         assert!(e.to_string().contains("line 3"));
         assert!(parse("<a><b>").is_err());
     }

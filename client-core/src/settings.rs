@@ -199,6 +199,23 @@ pub struct Retransmit {
     pub max: Duration,
 }
 
+impl Retransmit {
+    /// The most retransmissions (at least 1) whose waits, this schedule's,
+    /// fit in `budget`: a profile's AuthenticationTimeout as a retry count.
+    pub fn tries_within(&self, budget: Duration) -> u32 {
+        let (mut total, mut t, mut tries) = (self.initial, self.initial, 0u32);
+        while tries < 30 {
+            t = (t * 2).min(self.max);
+            if total + t > budget {
+                break;
+            }
+            total += t;
+            tries += 1;
+        }
+        tries.max(1)
+    }
+}
+
 impl Default for Retransmit {
     fn default() -> Self {
         // 0.5, 1, 2, 4, 4, 4, 4, 4 s: gives up after ~27 s, what a user of an
@@ -400,6 +417,17 @@ mod tests {
             Identity::KeyId("a".into()),
             AuthMethod::Psk(Secret::new(b"k".to_vec())),
         )
+    }
+
+    /// AuthenticationTimeout as retransmissions of the default schedule
+    /// (0.5, 1, 2, 4, 4 … s): 10 s of waiting allow 3, 23.5 s the default 7.
+    #[test]
+    fn authentication_timeout_becomes_a_retry_count() {
+        let r = Retransmit::default();
+        assert_eq!(r.tries_within(Duration::from_secs(10)), 3);
+        assert_eq!(r.tries_within(Duration::from_millis(23_500)), 7);
+        assert_eq!(r.tries_within(Duration::from_secs(120)), 30);
+        assert_eq!(r.tries_within(Duration::ZERO), 1);
     }
 
     #[test]

@@ -446,7 +446,11 @@ impl<'a> Driver<'a> {
         let open = self.commands_open;
         tokio::select! {
             r = self.socks.ike.recv_from(&mut self.rbuf) => Wake::Ike(r),
-            r = self.socks.nat.readable() => Wake::Nat(r),
+            // ERROR too: a pending ICMP error on the connected socket
+            // (EPOLLERR without data) would not wake a plain readable().
+            r = self.socks.nat.ready(tokio::io::Interest::READABLE | tokio::io::Interest::ERROR) => {
+                Wake::Nat(r.map(|_| ()))
+            }
             r = tun_ready => Wake::Tun(r),
             _ = sleep => Wake::Deadline,
             c = self.commands.recv(), if open => Wake::Command(c),
@@ -614,8 +618,8 @@ impl<'a> Driver<'a> {
             ));
             self.session.close(now);
         } else {
-            debug!("{to}: {e}: checking the gateway");
-            self.session.probe_now(now);
+            info!("{to}: {e}: checking the gateway");
+            self.session.probe_hint(now);
         }
     }
 
@@ -627,6 +631,16 @@ impl<'a> Driver<'a> {
             debug!("NAT-T socket: {e}");
         }
         let now = Instant::now();
+        // A pending ICMP error (SO_ERROR) wakes us with ERROR readiness
+        // only: take it, and clear that readiness (try_io with an error
+        // interest clears it on WouldBlock), or wait() would spin.
+        if let Ok(Some(e)) = self.socks.nat.take_error() {
+            let peer = self.nat_peer;
+            self.socket_error(now, &e, peer);
+        }
+        let _ = self.socks.nat.try_io(tokio::io::Interest::ERROR, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
         for _ in 0..MAX_PER_WAKEUP {
             let nat = &self.socks.nat;
             let (nbuf, cmsg) = (&mut self.nbuf, &mut self.cmsg);

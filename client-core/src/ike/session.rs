@@ -423,7 +423,10 @@ impl Session {
                 }
                 Timer::Retransmit => self.retransmit(now),
                 Timer::Keepalive | Timer::Dpd if self.state == State::Established => {
-                    let (dpd, ka) = (self.dpd_interval(), self.keepalive_interval());
+                    let (dpd, ka) = (
+                        self.liveness.pacing(self.dpd_interval()),
+                        self.keepalive_interval(),
+                    );
                     self.liveness.on_timeout(&mut ctx!(self, now), dpd, ka);
                 }
                 Timer::Keepalive | Timer::Dpd => {}
@@ -450,6 +453,17 @@ impl Session {
     /// gateway's did not, so its SAs or even the session may be gone).
     pub fn probe_now(&mut self, now: Instant) {
         if self.state == State::Established && self.dpd_interval().is_some() {
+            self.liveness.probe_now(now, &mut self.timers);
+        }
+    }
+
+    /// An ICMP error on our socket during the session: unauthenticated, so
+    /// only a hint (RFC 7296 §2.21.4), never a reason to end the session.
+    /// Checks the gateway now with probes paced about a second apart, so a
+    /// gateway that is gone is noticed in seconds, not half a DPD interval.
+    pub fn probe_hint(&mut self, now: Instant) {
+        if self.state == State::Established && self.dpd_interval().is_some() {
+            self.liveness.hinted = true;
             self.liveness.probe_now(now, &mut self.timers);
         }
     }

@@ -418,7 +418,7 @@ impl Session {
 
     pub(super) fn retransmit(&mut self, now: Instant) {
         let closing = self.state == State::Closing;
-        let dpd = self.dpd_interval();
+        let dpd = self.liveness.pacing(self.dpd_interval());
         match self.ex.retransmit(
             now,
             &mut self.timers,

@@ -30,7 +30,14 @@ pub(crate) struct Liveness {
     keepalive_due: bool,
     /// Probe the gateway now, whatever was heard last (after a suspend).
     force_probe: bool,
+    /// An ICMP error hinted the gateway is gone: probe on a short schedule
+    /// (until anything authentic is heard again).
+    pub(crate) hinted: bool,
 }
+
+/// The longest DPD interval a hinted probe is paced by: 4 probes about a
+/// second apart instead of spread over half the gateway's interval.
+pub(crate) const HINTED_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Liveness {
     /// Arms DPD and keepalives once established.
@@ -54,6 +61,19 @@ impl Liveness {
     /// Something authentic arrived.
     pub(crate) fn heard(&mut self, now: Instant) {
         self.last_inbound = Some(now);
+        self.hinted = false;
+    }
+
+    /// The interval that paces probes: the gateway's, or a short one after
+    /// an ICMP hint.
+    pub(crate) fn pacing(&self, dpd: Option<Duration>) -> Option<Duration> {
+        dpd.map(|i| {
+            if self.hinted {
+                i.min(HINTED_INTERVAL)
+            } else {
+                i
+            }
+        })
     }
 
     /// Asks for a probe at once (the machine slept: the gateway's SAs, or
