@@ -580,3 +580,62 @@ fn user_signals_through_the_agent() {
     );
     assert_eq!(lab.client_net_state(), before);
 }
+
+/// A host scan through the agent: the agent asks the front end, which runs
+/// its --csd-wrapper (root's CLI: as nobody, a clean environment) and
+/// answers; the agent never runs a program a front end names.
+#[test]
+fn host_scan_runs_in_the_front_end() {
+    let mut lab = lab_or_skip!("agenths");
+    lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0", "--host-scan"]);
+    let before = lab.client_net_state();
+    start_agent(&mut lab, "root");
+    let box_dir = lab.dir.join("csd");
+    std::fs::create_dir_all(&box_dir).unwrap();
+    must(&format!(
+        "chmod 1777 {0}; chmod 755 {1}",
+        box_dir.display(),
+        lab.dir.display()
+    ));
+    let wrapper = box_dir.join("csd.sh");
+    let record = box_dir.join("csd.out");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@ uid=$(id -u)\" > {}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    must(&format!("chmod 755 {}", wrapper.display()));
+    let ca = lab.ca("ca.crt");
+    let w = wrapper.display().to_string();
+    let (code, _, err, _) = lab.acclient(
+        &[
+            "connect",
+            "--server",
+            GW,
+            "--anyconnect",
+            "--user",
+            "alice",
+            "--passwd-on-stdin",
+            "--cafile",
+            &ca,
+            "--csd-wrapper",
+            &w,
+            "--background",
+        ],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{err}\nagent: {}", lab.log_of("agent"));
+    let rec = std::fs::read_to_string(&record).unwrap_or_default();
+    let nobody = must("id -u nobody").trim().to_string();
+    assert!(
+        rec.contains("-ticket TICKET42") && rec.contains(&format!("uid={nobody}")),
+        "{rec}"
+    );
+    assert!(lab.acgw_log().contains("host scan token received"));
+    let (code, _, err, _) = lab.acclient(&["disconnect"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lab.client_net_state(), before);
+}

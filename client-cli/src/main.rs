@@ -830,11 +830,6 @@ fn connect_request(a: &ConnectArgs, p: &Plan) -> Result<acclient_core::ipc::Conn
     if a.connect.script.is_some() {
         bail!("--script runs a program as root: not through acclientd (use --no-agent as root)");
     }
-    if a.csd_wrapper.is_some() {
-        bail!(
-            "--csd-wrapper runs a program as root: not through acclientd (use --no-agent as root)"
-        );
-    }
     match &p.settings_auth {
         AuthMethod::Psk(k) => {
             req.psk = Some(String::from_utf8_lossy(k.expose()).into_owned());
@@ -973,6 +968,22 @@ impl agent_client::Answers for CliAnswers {
                 }
                 A::Accept { yes }
             }
+            // Run here, as the user who asked (the agent never runs it).
+            P::HostScan { scan } => A::Accept {
+                yes: match &self.a.csd_wrapper {
+                    Some(w) => run_csd_wrapper(
+                        w,
+                        self.a.csd_user.as_deref(),
+                        scan,
+                        &self.p,
+                        self.a.group.as_deref(),
+                    )?,
+                    None => {
+                        eprintln!("acclient: the gateway requires posture assessment (host scan); give --csd-wrapper SCRIPT");
+                        false
+                    }
+                },
+            },
             P::Banner { text } => {
                 eprintln!("Banner from the gateway:\n{text}");
                 // A person must accept it; non-interactive use accepts by running.

@@ -205,6 +205,13 @@ pub enum Prompt {
         /// The fields.
         fields: Vec<Field>,
     },
+    /// The gateway asks for posture assessment: the front end runs its
+    /// host-scan wrapper (as the user, never the agent as root) and answers
+    /// `accept` with whether it succeeded.
+    HostScan {
+        /// The gateway's parameters for the wrapper.
+        scan: crate::eap::anyconnect::xml::HostScan,
+    },
     /// The gateway's certificate is not trusted.
     TrustCertificate {
         /// Subject DN.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{lock, Active, AgentOptions, Phase, State};
 use crate::crypto::{Secret, SystemRng};
@@ -32,6 +32,7 @@ enum Pending {
     Form(Box<Form>),
     Trust,
     Banner,
+    HostScan,
 }
 
 /// The prompts waiting for the front end.
@@ -352,13 +353,9 @@ async fn pump(
                             reason,
                         },
                     ),
-                    PromptKind::HostScan(_) => {
-                        // Running a posture wrapper would mean running a
-                        // program as root: not through the agent.
-                        warn!("the gateway asks for a host scan: not supported through the agent");
-                        let _ = cmd.send(Command::Answer(p.id, Answer::HostScan(false)));
-                        continue;
-                    }
+                    // The front end runs the wrapper, as the user: the agent
+                    // never runs a program a front end names.
+                    PromptKind::HostScan(scan) => (Pending::HostScan, Prompt::HostScan { scan }),
                 };
                 let mut s = lock(&state);
                 let Some(a) = s.active.as_mut() else { continue };
@@ -481,6 +478,7 @@ pub(super) fn answer(
             Answer::Secret(Secret::new(value.into_bytes()))
         }
         (Pending::Trust, ipc::Answer::Accept { yes }) => Answer::Accept(yes),
+        (Pending::HostScan, ipc::Answer::Accept { yes }) => Answer::HostScan(yes),
         (Pending::Banner, ipc::Answer::Accept { yes }) => {
             if !yes {
                 info!("banner not accepted: disconnecting");

@@ -50,7 +50,7 @@ pub struct Select {
 }
 
 /// Host-scan (posture) parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct HostScan {
     /// `host-scan-ticket`.
     pub ticket: String,
