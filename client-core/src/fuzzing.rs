@@ -54,6 +54,18 @@ pub fn anyconnect_xml(data: &[u8]) {
     let _ = crate::eap::anyconnect::xml::parse(data);
 }
 
+/// The PEM reader (certificates, plain and encrypted keys) and the client
+/// key loader on what it yields, or on the input as DER.
+pub fn pem_keys(data: &[u8]) {
+    let _ = crate::crypto::pem::certificates(data);
+    for pass in [None, Some(&b"correct horse"[..])] {
+        if let Ok(der) = crate::crypto::pem::private_key(data, pass) {
+            let _ = crate::crypto::sig::ClientKey::from_der(der.expose());
+        }
+    }
+    let _ = crate::crypto::sig::ClientKey::from_der(data);
+}
+
 /// The AnyConnect XML profile reader.
 pub fn profile_xml(data: &[u8]) {
     if let Ok(s) = core::str::from_utf8(data) {
@@ -554,6 +566,8 @@ mod tests {
         };
         seeds.push(m.emit());
         seeds.push(b"<AnyConnectProfile><ServerList><HostEntry><HostName>a</HostName></HostEntry></ServerList></AnyConnectProfile>".to_vec());
+        seeds.push(include_bytes!("crypto/testdata/rsa-pkcs8-enc.pem").to_vec());
+        seeds.push(include_bytes!("crypto/testdata/ec256-sec1.pem").to_vec());
         seeds.push(vec![
             1, 1, 0, 22, 26, 1, 1, 0, 21, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
         ]);
@@ -597,6 +611,9 @@ mod tests {
         for v in &inputs {
             routes_plan(v);
             journal(v);
+        }
+        for v in inputs.iter().take(600) {
+            pem_keys(v);
         }
         for (i, v) in inputs.iter().enumerate() {
             let mut m = vec![i as u8];
