@@ -900,6 +900,75 @@ fn backup_server_after_no_answer_within_the_authentication_timeout() {
     );
 }
 
+/// `--save-user` keeps the user name in a real Secret Service
+/// (gnome-keyring in a private D-Bus session, its files in the lab's own
+/// directory): the next probe without --user logs in as that user. The
+/// password is never stored, and nothing is written outside the keyring.
+#[test]
+fn user_name_remembered_in_a_real_keyring() {
+    if !std::path::Path::new("/usr/bin/gnome-keyring-daemon").exists()
+        || !std::path::Path::new("/usr/bin/dbus-run-session").exists()
+    {
+        eprintln!(
+            "SKIPPED: gnome-keyring or dbus-run-session missing (scripts/setup installs them)"
+        );
+        return;
+    }
+    let mut lab = lab_or_skip!("ackeyring");
+    lab.start_acgateway(&["--user", "alice:pw"]);
+    let ca = lab.ca("ca.crt");
+    let home = lab.dir.join("home");
+    let run = lab.dir.join("run");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    must(&format!("chmod 700 {}", run.display()));
+    let bin = env!("CARGO_BIN_EXE_acclient");
+    let probe = format!(
+        "ACCLIENT_STATE_DIR={} {bin} probe --server {GW} --anyconnect --passwd-on-stdin --non-inter --cafile {ca}",
+        lab.state_dir().display()
+    );
+    let script = format!(
+        "set -e
+         export HOME={home} XDG_RUNTIME_DIR={run} XDG_DATA_HOME={home}/.local/share
+         printf 'keyring-pw' | gnome-keyring-daemon --unlock --components=secrets > /dev/null
+         echo pw | {probe} --user alice --save-user
+         echo '== second'
+         echo pw | {probe}",
+        home = home.display(),
+        run = run.display(),
+    );
+    let o = lab.in_cl(&format!("dbus-run-session -- sh -c \"{script}\" 2>&1"));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("Remembered the user name for 198.51.100.1 in your keyring."),
+        "{out}"
+    );
+    let second = out.split("== second").nth(1).unwrap_or("");
+    assert!(
+        second.contains("User name alice (remembered in your keyring)."),
+        "{second}"
+    );
+    let log = lab.acgw_log();
+    assert_eq!(
+        log.matches("user 'alice' authenticated").count(),
+        2,
+        "{log}"
+    );
+    // The keyring's own file holds it, encrypted: no file there or in our
+    // state directory has the user name (or anything else) in clear.
+    let clear = must(&format!(
+        "grep -rl alice {} {} || true",
+        lab.state_dir().display(),
+        home.display()
+    ));
+    assert!(clear.trim().is_empty(), "in clear: {clear}");
+    assert!(
+        home.join(".local/share/keyrings").exists(),
+        "the keyring's files are the lab's"
+    );
+}
+
 /// Pins from a profile's CertificatePinList (Cisco: SHA-512 of the public
 /// key) and pins remembered for a host are honoured without --servercert.
 #[test]

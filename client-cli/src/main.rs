@@ -242,6 +242,11 @@ struct CommonArgs {
     /// given this way is visible in the process list.
     #[arg(short = 'F', long, value_name = "FORM:OPT=VALUE", value_parser = form_entry)]
     form_entry: Vec<(String, String, String)>,
+    /// Remember the user name for this host in your keyring (Secret Service)
+    /// once logged in; later connects to the host use it when --user is
+    /// not given.
+    #[arg(long)]
+    save_user: bool,
     /// Run --csd-wrapper as this user (openconnect's option; default
     /// `nobody` when acclient runs as root, else yourself), with a clean
     /// environment.
@@ -752,6 +757,66 @@ where
     Fut: std::future::Future<Output = Result<i32>>,
 {
     let servers = servers_of(&a);
+    let mut a = a;
+    // A user name remembered in the keyring for this host, when none given.
+    let label = host_label(&a);
+    if a.user.is_none() {
+        if let Some(l) = label.clone() {
+            let saved = tokio::task::spawn_blocking(move || {
+                acclient_core::secrets::Keyring::secret_service().and_then(|k| k.user(&l))
+            })
+            .await;
+            match saved {
+                Ok(Ok(Some(u))) => {
+                    note(&format!("User name {u} (remembered in your keyring)."));
+                    a.common.user = Some(u);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::debug!("no remembered user name: {e}"),
+                Err(e) => tracing::debug!("keyring task: {e}"),
+            }
+        }
+    }
+    let save = match (&label, &a.user) {
+        (Some(l), Some(u)) if a.save_user => Some((l.clone(), u.clone())),
+        _ => None,
+    };
+    let r = over_servers_loop(a, servers, one).await;
+    if let (Some((l, u)), true) = (save, CAME_UP.load(std::sync::atomic::Ordering::Relaxed)) {
+        let host = l.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            acclient_core::secrets::Keyring::secret_service().and_then(|k| k.save_user(&l, &u))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => note(&format!(
+                "Remembered the user name for {host} in your keyring."
+            )),
+            Ok(Err(e)) => crate::output::error(&format!("acclient: --save-user: {e}")),
+            Err(e) => crate::output::error(&format!("acclient: --save-user: {e}")),
+        }
+    }
+    r
+}
+
+/// What the keyring keys a host by: the profile entry's HostName, else
+/// the server as given.
+fn host_label(a: &ConnectArgs) -> Option<String> {
+    match (&a.profile, &a.common.server) {
+        (Some(p), None) => read_limited(p, MAX_FILE)
+            .ok()
+            .and_then(|t| acclient_core::profile::parse(&t).ok())
+            .and_then(|prof| prof.select(a.host.as_deref()).ok().map(|h| h.name.clone())),
+        (_, Some(s)) => Some(s.clone()),
+        (None, None) => None,
+    }
+}
+
+async fn over_servers_loop<F, Fut>(a: ConnectArgs, servers: Vec<String>, one: F) -> Result<i32>
+where
+    F: Fn(ConnectArgs) -> Fut,
+    Fut: std::future::Future<Output = Result<i32>>,
+{
     let mut a = a;
     loop {
         let r = one(a.clone()).await;

@@ -145,6 +145,8 @@ pub enum Event {
 pub struct CiscoSettings {
     /// Login banner.
     pub banner: Option<String>,
+    /// UNITY_SAVE_PASSWD: whether the user may save the password.
+    pub save_password: Option<bool>,
     /// Default DNS domain.
     pub default_domain: Option<String>,
     /// Split-DNS domains.

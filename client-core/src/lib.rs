@@ -30,6 +30,8 @@ pub mod ipc;
 pub mod journal;
 pub mod profile;
 pub mod routes;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod settings;
 mod timer;
 pub mod wire;

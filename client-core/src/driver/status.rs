@@ -277,6 +277,8 @@ pub struct CiscoStatus {
     pub session_timeout_s: Option<u32>,
     /// The head-end's version string.
     pub gateway_version: Option<String>,
+    /// Whether the gateway lets the user save the password (SAVE_PASSWD).
+    pub save_password: Option<bool>,
 }
 
 /// An attribute kept raw.
@@ -469,6 +471,7 @@ pub(crate) fn snapshot(
             idle_timeout_s: c.cisco.idle_timeout,
             session_timeout_s: c.cisco.session_timeout,
             gateway_version: c.cisco.gateway_version.clone(),
+            save_password: c.cisco.save_password,
         }),
         banner: cfg.and_then(|c| c.cisco.banner.clone()),
         session_id: s.anyconnect_session().map(|c| c.session_id.clone()),

@@ -20,6 +20,8 @@ pub const VID_GRANITE: [u8; 16] = [
 
 /// UNITY_BANNER.
 pub const BANNER: u16 = 28672;
+/// UNITY_SAVE_PASSWD (2 bytes, non-zero: the user may save the password).
+pub const SAVE_PASSWD: u16 = 28673;
 /// UNITY_DEF_DOMAIN.
 pub const DEF_DOMAIN: u16 = 28674;
 /// UNITY_SPLITDNS_NAME (comma-separated list).
@@ -117,6 +119,7 @@ pub fn apply(this: &mut CiscoSettings, ty: u16, v: &[u8]) -> bool {
     match ty {
         7 => this.gateway_version = Some(text(v)),
         BANNER => this.banner = Some(text(v)),
+        SAVE_PASSWD => this.save_password = Some(v.iter().any(|b| *b != 0)),
         DEF_DOMAIN => this.default_domain = Some(text(v)),
         SPLIT_DNS => this.split_dns.extend(
             text(v)
@@ -144,6 +147,17 @@ mod tests {
 
     /// Seed 004, first IKE_AUTH: "CFG ... 長度：196", 36 attributes, values only
     /// in 7 (27 bytes), 28682 (15) and 28711 (2, = 1406).
+    /// SAVE_PASSWD: the gateway's say on keeping the password (a front
+    /// end keeps one only when this is true and the user asks).
+    #[test]
+    fn save_passwd_attribute() {
+        let mut c = CiscoSettings::default();
+        assert!(apply(&mut c, SAVE_PASSWD, &[0, 1]));
+        assert_eq!(c.save_password, Some(true));
+        assert!(apply(&mut c, SAVE_PASSWD, &[0, 0]));
+        assert_eq!(c.save_password, Some(false));
+    }
+
     #[test]
     fn seed_cfg_request_is_196_bytes() {
         let attrs = request("AnyConnect Windows 3.0.1047", "winxp64template", 1406);
