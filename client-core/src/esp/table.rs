@@ -88,7 +88,16 @@ impl SaTable {
     /// Seals an IP packet into `out`. Counts what it sealed or dropped.
     pub(crate) fn seal(&mut self, ip: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
         if !self.ipv6 && ip.first().is_some_and(|b| b >> 4 == 6) {
-            self.counters.drop_ipv6 += 1;
+            // The kernel's own link-local and multicast IPv6 on the device
+            // (router solicitations, MLD) is no leak: dropped, not counted.
+            let own = match ip.get(24..26) {
+                Some(&[0xff, _]) => true,
+                Some(&[0xfe, b]) => b & 0xc0 == 0x80,
+                _ => false,
+            };
+            if !own {
+                self.counters.drop_ipv6 += 1;
+            }
             return Err(DropReason::Ipv6Blocked);
         }
         let Some(sa) = self.out.as_mut() else {
@@ -242,6 +251,13 @@ mod tests {
         let v6 = [0x60u8; 60];
         assert_eq!(t.seal(&v6, &mut out), Err(DropReason::Ipv6Blocked));
         assert_eq!((t.counters.drop_ipv6, t.counters.drop_tx), (1, 0));
+        let mut mld = [0x60u8; 60];
+        mld[24..26].copy_from_slice(&[0xff, 0x02]);
+        assert_eq!(t.seal(&mld, &mut out), Err(DropReason::Ipv6Blocked));
+        assert_eq!(
+            t.counters.drop_ipv6, 1,
+            "the kernel's multicast is not counted"
+        );
         assert!(t.seal(&[0x45; 40], &mut out).is_ok());
         t.ipv6 = true;
         assert!(t.seal(&v6, &mut out).is_ok());
