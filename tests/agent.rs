@@ -590,26 +590,8 @@ fn host_scan_runs_in_the_front_end() {
     lab.start_acgateway(&["--user", "alice:pw", "--tun", "acgw0", "--host-scan"]);
     let before = lab.client_net_state();
     start_agent(&mut lab, "root");
-    let box_dir = lab.dir.join("csd");
-    std::fs::create_dir_all(&box_dir).unwrap();
-    must(&format!(
-        "chmod 1777 {0}; chmod 755 {1}",
-        box_dir.display(),
-        lab.dir.display()
-    ));
-    let wrapper = box_dir.join("csd.sh");
-    let record = box_dir.join("csd.out");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$@ uid=$(id -u)\" > {}\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    must(&format!("chmod 755 {}", wrapper.display()));
+    let (w, record) = lab.csd_wrapper("echo \"$@ uid=$(id -u)\" > $OUT");
     let ca = lab.ca("ca.crt");
-    let w = wrapper.display().to_string();
     let (code, _, err, _) = lab.acclient(
         &[
             "connect",

@@ -458,27 +458,10 @@ fn host_scan_with_and_without_wrapper() {
         err.contains("requires posture assessment (host scan); give --csd-wrapper SCRIPT"),
         "{err}"
     );
-    // The wrapper records who it runs as and what it was given, in a
-    // directory its unprivileged user can write.
-    let box_dir = lab.dir.join("csd");
-    std::fs::create_dir_all(&box_dir).unwrap();
-    must(&format!(
-        "chmod 1777 {0}; chmod 755 {1}",
-        box_dir.display(),
-        lab.dir.display()
-    ));
-    let wrapper = box_dir.join("csd.sh");
-    let record = box_dir.join("csd.out");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$@\" > {0}\necho \"token=$CSD_TOKEN host=$CSD_HOSTNAME\" >> {0}\necho \"uid=$(id -u)\" >> {0}\nenv >> {0}\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    must(&format!("chmod 755 {}", wrapper.display()));
-    let w = wrapper.display().to_string();
+    // The wrapper records who it runs as and what it was given.
+    let (w, record) = lab.csd_wrapper(
+        "echo \"$@\" > $OUT\necho \"token=$CSD_TOKEN host=$CSD_HOSTNAME\" >> $OUT\necho \"uid=$(id -u)\" >> $OUT\nenv | grep -v '^OUT=' >> $OUT",
+    );
     let (code, _, err) = ac_probe(&lab, &["--csd-wrapper", &w], "pw\n");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("(as nobody)"), "{err}");

@@ -26,16 +26,7 @@ impl LocalAnswers {
                     "the gateway asks for a password; give --passwd-on-stdin (non-interactive)"
                 ),
             },
-            PromptKind::HostScan(hs) => Answer::HostScan(match &self.a.csd_wrapper {
-                Some(w) => run_csd_wrapper(
-                    w,
-                    self.a.csd_user.as_deref(),
-                    hs,
-                    &self.p,
-                    self.a.group.as_deref(),
-                )?,
-                None => false,
-            }),
+            PromptKind::HostScan(hs) => Answer::HostScan(host_scan(&self.a, hs, &self.p)?),
             PromptKind::AuthForm(form) => {
                 let text = FormText {
                     id: &form.id,

@@ -57,7 +57,7 @@ mod plan;
 use plan::*;
 mod prompt;
 mod report;
-use prompt::{fill_form, prompt_line, restore_tty, run_csd_wrapper, FormText, StdinPasswords};
+use prompt::{fill_form, host_scan, prompt_line, restore_tty, FormText, StdinPasswords};
 use report::{print_connected, print_result, status_cmd, status_json};
 
 use acclient_core::crypto::{Secret, SystemRng};
@@ -1035,19 +1035,7 @@ impl agent_client::Answers for CliAnswers {
             }
             // Run here, as the user who asked (the agent never runs it).
             P::HostScan { scan } => A::Accept {
-                yes: match &self.a.csd_wrapper {
-                    Some(w) => run_csd_wrapper(
-                        w,
-                        self.a.csd_user.as_deref(),
-                        scan,
-                        &self.p,
-                        self.a.group.as_deref(),
-                    )?,
-                    None => {
-                        eprintln!("acclient: the gateway requires posture assessment (host scan); give --csd-wrapper SCRIPT");
-                        false
-                    }
-                },
+                yes: host_scan(&self.a, scan, &self.p)?,
             },
             P::Banner { text } => {
                 eprintln!("Banner from the gateway:\n{text}");

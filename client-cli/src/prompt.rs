@@ -8,7 +8,20 @@ use super::*;
 /// Runs the host-scan wrapper with openconnect's arguments and environment
 /// (`-ticket`, `-stub`, `-group`, `-url`; CSD_TOKEN, CSD_TICKET, CSD_HOSTNAME),
 /// at most 120 s — the ASA waits that long for each answer.
-pub(crate) fn run_csd_wrapper(
+/// The answer to a host-scan request: the --csd-wrapper's success, or
+/// false without one (the gateway then refuses, and says so).
+pub(crate) fn host_scan(
+    a: &ConnectArgs,
+    hs: &acclient_core::eap::anyconnect::xml::HostScan,
+    p: &Plan,
+) -> Result<bool> {
+    match &a.csd_wrapper {
+        Some(w) => run_csd_wrapper(w, a.csd_user.as_deref(), hs, p, a.group.as_deref()),
+        None => Ok(false),
+    }
+}
+
+fn run_csd_wrapper(
     w: &PathBuf,
     csd_user: Option<&str>,
     hs: &acclient_core::eap::anyconnect::xml::HostScan,

@@ -563,6 +563,27 @@ swanctl {{
         out
     }
 
+    /// A host-scan wrapper whose shell `body` may write to `$OUT` (the
+    /// record file), in a directory its unprivileged user can reach and
+    /// write. Returns (wrapper, record).
+    pub fn csd_wrapper(&self, body: &str) -> (String, PathBuf) {
+        let dir = self.dir.join("csd");
+        std::fs::create_dir_all(&dir).unwrap();
+        must(&format!(
+            "chmod 1777 {0}; chmod 755 {1}",
+            dir.display(),
+            self.dir.display()
+        ));
+        let (wrapper, record) = (dir.join("csd.sh"), dir.join("csd.out"));
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nOUT={}\n{body}\n", record.display()),
+        )
+        .unwrap();
+        must(&format!("chmod 755 {}", wrapper.display()));
+        (wrapper.display().to_string(), record)
+    }
+
     /// A shell command in the client namespace.
     pub fn in_cl(&self, script: &str) -> Output {
         run(Command::new("ip").args(["netns", "exec", &self.cl, "sh", "-c", script]))
