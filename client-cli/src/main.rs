@@ -762,10 +762,16 @@ where
     let label = host_label(&a);
     if a.user.is_none() {
         if let Some(l) = label.clone() {
-            let saved = tokio::task::spawn_blocking(move || {
-                acclient_core::secrets::Keyring::secret_service().and_then(|k| k.user(&l))
-            })
-            .await;
+            // Bounded: a session bus whose keyring service never starts must
+            // not hold up the connect (the lookup is only a convenience).
+            let saved = tokio::time::timeout(
+                KEYRING_WAIT,
+                tokio::task::spawn_blocking(move || {
+                    acclient_core::secrets::Keyring::secret_service().and_then(|k| k.user(&l))
+                }),
+            )
+            .await
+            .unwrap_or_else(|_| Ok(Err("no answer from the keyring".into())));
             match saved {
                 Ok(Ok(Some(u))) => {
                     note(&format!("User name {u} (remembered in your keyring)."));
@@ -784,10 +790,14 @@ where
     let r = over_servers_loop(a, servers, one).await;
     if let (Some((l, u)), true) = (save, CAME_UP.load(std::sync::atomic::Ordering::Relaxed)) {
         let host = l.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            acclient_core::secrets::Keyring::secret_service().and_then(|k| k.save_user(&l, &u))
-        })
-        .await;
+        let saved = tokio::time::timeout(
+            KEYRING_WAIT,
+            tokio::task::spawn_blocking(move || {
+                acclient_core::secrets::Keyring::secret_service().and_then(|k| k.save_user(&l, &u))
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| Ok(Err("no answer from the keyring within 5 s".into())));
         match saved {
             Ok(Ok(())) => note(&format!(
                 "Remembered the user name for {host} in your keyring."
@@ -798,6 +808,9 @@ where
     }
     r
 }
+
+/// How long a keyring call may take before we go on without it.
+const KEYRING_WAIT: Duration = Duration::from_secs(5);
 
 /// What the keyring keys a host by: the profile entry's HostName, else
 /// the server as given.
