@@ -533,21 +533,7 @@ fn user_signals_through_the_agent() {
     let before = lab.client_net_state();
     start_agent(&mut lab, "root");
     let ca = lab.ca("ca.crt");
-    let pid = lab.spawn_acclient(
-        "c",
-        &[
-            "connect",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-        ],
-        "pw\n",
-    );
+    let pid = lab.spawn_acclient("c", &anyconnect_args("connect", &ca, &[]), "pw\n");
     assert!(lab.wait_for("c", "Press Ctrl-C", 15), "{}", lab.log_of("c"));
     must(&format!("kill -USR1 {pid}"));
     assert!(
@@ -593,20 +579,7 @@ fn host_scan_runs_in_the_front_end() {
     let (w, record) = lab.csd_wrapper("echo \"$@ uid=$(id -u)\" > $OUT");
     let ca = lab.ca("ca.crt");
     let (code, _, err, _) = lab.acclient(
-        &[
-            "connect",
-            "--server",
-            GW,
-            "--anyconnect",
-            "--user",
-            "alice",
-            "--passwd-on-stdin",
-            "--cafile",
-            &ca,
-            "--csd-wrapper",
-            &w,
-            "--background",
-        ],
+        &anyconnect_args("connect", &ca, &["--csd-wrapper", &w, "--background"]),
         "pw\n",
     );
     assert_eq!(code, 0, "{err}\nagent: {}", lab.log_of("agent"));

@@ -61,6 +61,7 @@ fn acclient_lists_every_shipped_profile() {
     }
     let o = Command::new(env!("CARGO_BIN_EXE_acclient"))
         .arg("profiles")
+        // Seed 004's profile: its 10.0.0.1 is a parse vector, never dialled.
         .arg(repo().join("profiles/seed-004.xml"))
         .output()
         .unwrap();

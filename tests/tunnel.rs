@@ -13,18 +13,7 @@ use common::*;
 use std::time::{Duration, Instant};
 
 fn connect_args<'a>(ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "connect",
-        "--server",
-        GW,
-        "--anyconnect",
-        "--user",
-        "alice",
-        "--passwd-on-stdin",
-        "--cafile",
-        ca,
-        "-v",
-    ];
+    let mut v = anyconnect_args("connect", ca, &["-v"]);
     v.extend_from_slice(extra);
     v
 }

@@ -229,7 +229,8 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     let interactive = !a.non_inter && std::io::stdin().is_terminal() && !a.passwd_on_stdin;
     let deadline = tokio::time::sleep(Duration::from_secs(a.timeout));
     tokio::pin!(deadline);
-    let mut connected: Option<(acclient_core::TunnelConfig, Option<driver::Status>)> = None;
+    // Once up: the status snapshot taken then (or at the end of --hold).
+    let mut connected: Option<Option<driver::Status>> = None;
     let mut connect_ms = 0u128;
     let mut closing = false;
     let mut gave_up = false;
@@ -279,7 +280,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = cmd_tx.send(Command::Status(tx));
                 if let (Some(c), Ok(st)) = (connected.as_mut(), rx.await) {
-                    c.1 = Some(st);
+                    *c = Some(st);
                 }
                 let _ = cmd_tx.send(Command::Close);
                 closing = true;
@@ -380,10 +381,10 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let _ = cmd_tx.send(Command::Status(tx));
                 let st = rx.await.ok();
-                connected = Some((cfg, st));
+                connected = Some(st);
                 if a.until_signal {
-                    if let Some((cfg, st)) = &connected {
-                        print_connected(&p, cfg, st.as_ref(), connect_ms);
+                    if let Some(st) = &connected {
+                        print_connected(&p, st.as_ref(), connect_ms);
                     }
                     note(&format!(
                         "Connected to {}. Press Ctrl-C to disconnect.",
@@ -433,7 +434,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     if let Some(code) = early_exit {
         return Ok(code);
     }
-    let Some((cfg, st)) = connected else {
+    let Some(st) = connected else {
         crate::output::error(&format!("acclient: {reason}"));
         return Ok(reason.exit_code().max(1));
     };
@@ -441,7 +442,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         note("Disconnected.");
         return Ok(0);
     }
-    print_result(&p, &cfg, st.as_ref(), connect_ms, a.probe.json);
+    print_result(&p, st.as_ref(), connect_ms, a.probe.json);
     Ok(0)
 }
 

@@ -5,9 +5,6 @@
 //! thread, never on the runtime.
 
 use super::*;
-/// Runs the host-scan wrapper with openconnect's arguments and environment
-/// (`-ticket`, `-stub`, `-group`, `-url`; CSD_TOKEN, CSD_TICKET, CSD_HOSTNAME),
-/// at most 120 s — the ASA waits that long for each answer.
 /// The answer to a host-scan request: the --csd-wrapper's success, or
 /// false without one (the gateway then refuses, and says so).
 pub(crate) fn host_scan(
@@ -21,6 +18,9 @@ pub(crate) fn host_scan(
     }
 }
 
+/// Runs the host-scan wrapper with openconnect's arguments and environment
+/// (`-ticket`, `-stub`, `-group`, `-url`; CSD_TOKEN, CSD_TICKET, CSD_HOSTNAME),
+/// at most 120 s — the ASA waits that long for each answer.
 fn run_csd_wrapper(
     w: &PathBuf,
     csd_user: Option<&str>,
@@ -95,6 +95,8 @@ fn run_csd_wrapper(
             eprintln!("acclient: the host-scan wrapper did not finish within 120 s");
             return Ok(false);
         }
+        // On a blocking-pool thread (see the module doc): polling keeps the
+        // 120 s bound, which std's wait() cannot.
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -298,12 +298,7 @@ pub(crate) fn summary(host: &str, s: &driver::Status) -> String {
 }
 
 /// The human-readable summary of a connection (connect and probe).
-pub(crate) fn print_connected(
-    p: &Plan,
-    _cfg: &acclient_core::TunnelConfig,
-    st: Option<&driver::Status>,
-    ms: u128,
-) {
+pub(crate) fn print_connected(p: &Plan, st: Option<&driver::Status>, ms: u128) {
     if crate::output::quiet() {
         return;
     }
@@ -313,20 +308,14 @@ pub(crate) fn print_connected(
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
-pub(crate) fn print_result(
-    p: &Plan,
-    cfg: &acclient_core::TunnelConfig,
-    st: Option<&driver::Status>,
-    ms: u128,
-    json: bool,
-) {
+pub(crate) fn print_result(p: &Plan, st: Option<&driver::Status>, ms: u128, json: bool) {
     if json {
         // The same schema as `status --json`; the connect time as measured here.
         let mut st = st.cloned().unwrap_or_default();
         st.connect_ms = Some(ms as u64);
         println!("{}", status_json(&st));
     } else {
-        print_connected(p, cfg, st, ms);
+        print_connected(p, st, ms);
         if let Some(s) = st {
             let c = &s.stats;
             println!(

@@ -89,6 +89,24 @@ pub fn must(script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `acclient SUB` to our test gateway as alice, the password on stdin,
+/// trusting `ca`, then `extra`.
+pub fn anyconnect_args<'a>(sub: &'a str, ca: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        sub,
+        "--server",
+        GW,
+        "--anyconnect",
+        "--user",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        ca,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 /// Certificates made once per test process with strongSwan's `pki`.
 pub struct Pki {
     pub dir: PathBuf,

@@ -2,6 +2,11 @@
 //! content (never a path the front end names), the driver in its own task,
 //! and the events translated into IPC for the front end that asked, with
 //! its prompts kept until they are answered.
+//!
+//! Like `driver/`, this is the agent's I/O shell: it reads the clock (the
+//! session's start `Instant`, the certificate check's Unix time) and spawns
+//! tasks, and hands the engine under it (`ike/`, `esp/`, `eap/`) only `now`
+//! and datagrams, never a socket or a clock.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
