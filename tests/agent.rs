@@ -14,39 +14,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A system user and group made for one test, removed on drop.
-struct Account {
-    user: String,
-    group: Option<String>,
-}
-
-impl Account {
-    fn new(user: &str, group: Option<&str>) -> Account {
-        if let Some(g) = group {
-            must(&format!(
-                "getent group {g} >/dev/null || groupadd --system {g}"
-            ));
-        }
-        let g = group.map_or(String::new(), |g| format!("-G {g}"));
-        must(&format!(
-            "userdel -f {user} 2>/dev/null; useradd --system --no-create-home --shell /usr/sbin/nologin {g} {user}"
-        ));
-        Account {
-            user: user.into(),
-            group: group.map(str::to_string),
-        }
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _ = sh(&format!("userdel -f {} 2>/dev/null", self.user));
-        if let Some(g) = &self.group {
-            let _ = sh(&format!("groupdel {g} 2>/dev/null"));
-        }
-    }
-}
-
 fn exe(name: &str) -> String {
     let p = std::env::current_exe().unwrap();
     p.parent()
@@ -410,9 +377,45 @@ fn deb_installs_and_its_binaries_work() {
         "/usr/lib/sysusers.d/acclient.conf",
         "/usr/share/man/man1/acclient.1",
         "/usr/share/bash-completion/completions/acclient",
+        "/usr/bin/acclient-gui",
+        "/usr/share/applications/org.acclient.acclient.desktop",
+        "/usr/share/icons/hicolor/scalable/apps/org.acclient.acclient.svg",
+        "/usr/share/metainfo/org.acclient.acclient.metainfo.xml",
     ] {
         assert!(std::path::Path::new(f).exists(), "{f} installed");
     }
+    // The desktop entry and the AppStream metainfo are valid (the tools
+    // come from scripts/setup); the app runs as a user, never as root.
+    for (tool, file) in [
+        (
+            "desktop-file-validate",
+            "/usr/share/applications/org.acclient.acclient.desktop",
+        ),
+        (
+            "appstreamcli validate --no-net",
+            "/usr/share/metainfo/org.acclient.acclient.metainfo.xml",
+        ),
+    ] {
+        let o = sh(&format!("{tool} {file}"));
+        assert!(
+            o.status.success(),
+            "{tool} {file}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = sh("/usr/bin/acclient-gui --version");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("acclient-gui "),
+        "{o:?}"
+    );
+    let o = sh("/usr/bin/acclient-gui");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not root"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = sh("getent group acclient");
     assert!(o.status.success(), "the package made group acclient");
     if std::process::Command::new("systemd-analyze")
@@ -488,6 +491,48 @@ fn agent_sigterm_disconnects_cleanly() {
         "{}",
         lab.acgw_log()
     );
+    assert_eq!(lab.client_net_state(), before);
+}
+
+/// `connect --background` through the agent to a gateway with a banner: the
+/// agent asks for the banner just before it reports connected; a
+/// non-interactive CLI accepts it and returns (it used to wait for a second
+/// banner prompt forever).
+#[test]
+fn background_connect_with_a_banner_returns() {
+    let mut lab = lab_or_skip!("agentbanner");
+    lab.start_acgateway(&[
+        "--user",
+        "alice:pw",
+        "--banner",
+        "Authorized use only",
+        "--tun",
+        "acgw0",
+    ]);
+    let before = lab.client_net_state();
+    start_agent(&mut lab, "root");
+    let ca = lab.ca("ca.crt");
+    let pid = lab.spawn_acclient(
+        "bg",
+        &anyconnect_args("connect", &ca, &["--background"]),
+        "pw\n",
+    );
+    assert!(
+        lab.wait_for("bg", "in the background", 20),
+        "{}\nagent: {}",
+        lab.log_of("bg"),
+        lab.log_of("agent")
+    );
+    let t = Instant::now();
+    let mut code = None;
+    while code.is_none() && t.elapsed() < Duration::from_secs(5) {
+        code = lab.exit_code(pid);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(code, Some(0), "{}", lab.log_of("bg"));
+    assert!(lab.log_of("bg").contains("Authorized use only"));
+    let (code, out, _, _) = lab.acclient(&["disconnect"], "");
+    assert_eq!(code, 0, "{out}");
     assert_eq!(lab.client_net_state(), before);
 }
 

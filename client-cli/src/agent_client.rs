@@ -4,98 +4,16 @@
 //! waits on us for anything but an answer, and gives up the attempt if we
 //! go away while it waits.
 
-use std::path::PathBuf;
-
 use crate::note;
 
-use acclient_core::ipc::{self, Answer, ConnectRequest, Event, Prompt, Reply, Request};
-use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
-
-/// The agent's socket in the state directory.
-pub(crate) fn socket_path() -> PathBuf {
-    acclient_core::driver::netconfig::state_dir().join(ipc::SOCKET)
-}
-
-/// A connection to the agent.
-pub(crate) struct Agent {
-    rd: Lines<BufReader<OwnedReadHalf>>,
-    wr: OwnedWriteHalf,
-}
-
-/// Why there is no agent to talk to.
-pub(crate) enum NoAgent {
-    /// Nothing listens (not installed, not started).
-    Absent,
-    /// It answered but refused us (the group), or failed.
-    Refused(String),
-}
-
-impl Agent {
-    /// Connects and says hello.
-    pub(crate) async fn open() -> std::result::Result<Agent, NoAgent> {
-        let path = socket_path();
-        let s = match UnixStream::connect(&path).await {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(NoAgent::Refused(format!(
-                    "cannot reach the agent at {}: permission denied (the socket is for root and group {}; ask an administrator: usermod -aG {} $USER)",
-                    path.display(),
-                    ipc::GROUP,
-                    ipc::GROUP
-                )))
-            }
-            Err(_) => return Err(NoAgent::Absent),
-        };
-        let (rd, wr) = s.into_split();
-        let mut a = Agent {
-            rd: BufReader::new(rd).lines(),
-            wr,
-        };
-        let hello = Request::Hello {
-            version: ipc::IPC_VERSION,
-        };
-        a.send(&hello)
-            .await
-            .map_err(|e| NoAgent::Refused(e.to_string()))?;
-        match a.next().await {
-            Ok(Reply::Hello { .. }) => Ok(a),
-            Ok(Reply::Error { message }) => Err(NoAgent::Refused(format!("acclientd: {message}"))),
-            Ok(other) => Err(NoAgent::Refused(format!("unexpected answer {other:?}"))),
-            Err(e) => Err(NoAgent::Refused(e.to_string())),
-        }
-    }
-
-    pub(crate) async fn send(&mut self, r: &Request) -> Result<()> {
-        self.wr
-            .write_all(ipc::line(r).as_bytes())
-            .await
-            .context("the agent went away")
-    }
-
-    pub(crate) async fn next(&mut self) -> Result<Reply> {
-        let line = self
-            .rd
-            .next_line()
-            .await
-            .context("reading from the agent")?
-            .ok_or_else(|| anyhow!("the agent closed the connection"))?;
-        serde_json::from_str(&line).with_context(|| format!("bad line from the agent: {line:?}"))
-    }
-}
+use acclient_core::ipc::client::NoAgent;
+pub(crate) use acclient_core::ipc::client::{socket_path, Agent};
+use acclient_core::ipc::{Answer, ConnectRequest, Event, Prompt, Reply, Request};
+use anyhow::{anyhow, bail, Result};
 
 /// Opens the agent or explains why not, for commands that need it.
 pub(crate) async fn require() -> Result<Agent> {
-    match Agent::open().await {
-        Ok(a) => Ok(a),
-        Err(NoAgent::Refused(m)) => bail!("{m}"),
-        Err(NoAgent::Absent) => bail!(
-            "acclientd is not running ({} does not answer); start it with `systemctl start acclientd`",
-            socket_path().display()
-        ),
-    }
+    Agent::open().await.map_err(|e| anyhow!("{e}"))
 }
 
 /// `acclient state`: Idle, Connecting, Established or Disconnecting.
@@ -139,8 +57,8 @@ pub(crate) async fn disconnect() -> Result<i32> {
 pub(crate) async fn status() -> Option<Result<serde_json::Value>> {
     let mut a = match Agent::open().await {
         Ok(a) => a,
-        Err(NoAgent::Absent) => return None,
-        Err(NoAgent::Refused(m)) => return Some(Err(anyhow!("{m}"))),
+        Err(NoAgent::Absent(_)) => return None,
+        Err(e) => return Some(Err(anyhow!("{e}"))),
     };
     let r = async {
         a.send(&Request::Status).await?;
@@ -176,6 +94,8 @@ pub(crate) async fn connect(
     tokio::pin!(deadline);
     let mut connected = false;
     let mut banner_pending = false;
+    // The agent asks for the banner just before it reports connected.
+    let mut banner_answered = false;
     let mut closing = false;
     let signal = crate::until_signal();
     tokio::pin!(signal);
@@ -243,6 +163,7 @@ pub(crate) async fn connect(
                 };
                 if let (Prompt::Banner { .. }, Answer::Accept { yes }) = (&prompt, &ans) {
                     banner_pending = false;
+                    banner_answered = true;
                     if !*yes {
                         eprintln!("acclient: banner not accepted; disconnecting");
                     }
@@ -260,7 +181,7 @@ pub(crate) async fn connect(
                 print_summary(&host, &status);
                 if background && !banner_pending {
                     // The banner prompt, if any, comes right after.
-                    if status_has_banner(&status) {
+                    if status_has_banner(&status) && !banner_answered {
                         banner_pending = true;
                         continue;
                     }

@@ -46,8 +46,15 @@ impl LocalAnswers {
             }
             PromptKind::TrustCertificate { summary, reason } => {
                 eprintln!("The gateway's certificate is not trusted: {reason}");
+                if reason.starts_with("unknown issuer") {
+                    eprintln!("  (to trust its CA, give it with --cafile)");
+                }
                 eprintln!("  subject:  {}", summary.subject);
                 eprintln!("  issuer:   {}", summary.issuer);
+                eprintln!(
+                    "  valid:    {} to {}",
+                    summary.not_before, summary.not_after
+                );
                 eprintln!("  SHA-256:  {}", summary.sha256);
                 eprintln!("  key pin:  {}", summary.pin);
                 let yes = self.interactive

@@ -327,8 +327,8 @@ async fn connect_cmd(a: ConnectArgs) -> Result<i32> {
     if !a.connect.no_agent {
         match agent_client::Agent::open().await {
             Ok(agent) => return connect_via_agent(agent, a).await,
-            Err(agent_client::NoAgent::Refused(m)) => bail!("{m}"),
-            Err(agent_client::NoAgent::Absent) => {}
+            Err(acclient_core::ipc::client::NoAgent::Absent(_)) => {}
+            Err(e) => bail!("{e}"),
         }
     }
     if a.connect.background {
@@ -519,10 +519,18 @@ impl agent_client::Answers for CliAnswers {
                 sha256,
                 pin,
                 reason,
+                not_before,
+                not_after,
             } => {
                 eprintln!("The gateway's certificate is not trusted: {reason}");
+                if reason.starts_with("unknown issuer") {
+                    eprintln!("  (to trust its CA, give it with --cafile)");
+                }
                 eprintln!("  subject:  {subject}");
                 eprintln!("  issuer:   {issuer}");
+                if !not_after.is_empty() {
+                    eprintln!("  valid:    {not_before} to {not_after}");
+                }
                 eprintln!("  SHA-256:  {sha256}");
                 eprintln!("  key pin:  {pin}");
                 let yes = self.interactive

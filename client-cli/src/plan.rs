@@ -3,58 +3,18 @@
 //! remembered gateway pins, suspend and reconnect preferences.
 
 use super::*;
-/// Where accepted gateway pins are remembered: `$ACCLIENT_CONFIG_DIR/pins`
-/// or `~/.config/acclient/pins`, one `HOST PIN` per line.
-pub(crate) fn pins_file() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("ACCLIENT_CONFIG_DIR") {
-        return Some(PathBuf::from(d).join("pins"));
-    }
-    // Root's pins live in root's own home from the user database: never a
-    // file under a user's $HOME (`sudo -E`), where that user could plant one.
-    if nix::unistd::geteuid().is_root() {
-        let home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0))
-            .ok()
-            .flatten()
-            .map_or_else(|| PathBuf::from("/root"), |u| u.dir);
-        return Some(home.join(".config/acclient/pins"));
-    }
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|x| !x.is_empty())
-        .map(|x| PathBuf::from(x).join("acclient"))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/acclient")))
-        .map(|d| d.join("pins"))
-}
-
 pub(crate) fn host_keys(p: &Plan) -> [String; 2] {
     [p.label.to_ascii_lowercase(), p.gateway.ip().to_string()]
 }
 
 pub(crate) fn remembered_pins(p: &Plan) -> Vec<String> {
-    let Some(text) = pins_file().and_then(|f| std::fs::read_to_string(f).ok()) else {
-        return Vec::new();
-    };
-    let keys = host_keys(p);
-    text.lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(h, _)| keys.iter().any(|k| k == h))
-        .map(|(_, pin)| pin.trim().to_string())
-        .collect()
+    acclient_core::ipc::known::remembered(&host_keys(p))
 }
 
 pub(crate) fn remember_pin(p: &Plan, pin: &str) {
-    let Some(f) = pins_file() else { return };
-    let line = format!("{} {pin}\n", host_keys(p)[0]);
-    let r = std::fs::create_dir_all(f.parent().unwrap_or(&f)).and_then(|_| {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&f)?
-            .write_all(line.as_bytes())
-    });
-    match r {
-        Ok(()) => eprintln!("Remembered {pin} for {} in {}.", p.label, f.display()),
-        Err(e) => eprintln!("acclient: cannot remember the pin in {}: {e}", f.display()),
+    match acclient_core::ipc::known::remember(&host_keys(p)[0], pin) {
+        Ok(f) => eprintln!("Remembered {pin} for {} in {}.", p.label, f.display()),
+        Err(e) => eprintln!("acclient: cannot remember the pin: {e}"),
     }
 }
 

@@ -33,6 +33,7 @@ pub mod routes;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod settings;
+pub mod status;
 mod timer;
 pub mod wire;
 

@@ -88,9 +88,35 @@ pub struct Profile {
     pub auto_reconnect_behavior: Option<String>,
     /// `ClientInitialization/AuthenticationTimeout`, seconds.
     pub authentication_timeout: Option<u32>,
+    /// `LocalLanAccess UserControllable`: may the user change it (schema
+    /// default true)?
+    pub local_lan_user_controllable: Option<bool>,
+    /// `AutoReconnect UserControllable` (schema default false).
+    pub auto_reconnect_user_controllable: Option<bool>,
+    /// `ClientInitialization/AllowManualHostInput`: may the user type a
+    /// server that is not in the list (schema default true)?
+    pub allow_manual_host_input: Option<bool>,
+    /// `ClientInitialization/StrictCertificateTrust` (a local-policy
+    /// element): never offer to connect to an untrusted server.
+    pub strict_certificate_trust: Option<bool>,
 }
 
 impl Profile {
+    /// Whether the user may change local LAN access (schema default: yes).
+    pub fn local_lan_controllable(&self) -> bool {
+        self.local_lan_user_controllable.unwrap_or(true)
+    }
+
+    /// Whether the user may change auto-reconnect (schema default: no).
+    pub fn auto_reconnect_controllable(&self) -> bool {
+        self.auto_reconnect_user_controllable.unwrap_or(false)
+    }
+
+    /// Whether a server not in the list may be typed (schema default: yes).
+    pub fn allows_manual_host(&self) -> bool {
+        self.allow_manual_host_input.unwrap_or(true)
+    }
+
     /// The host to connect to: `name` (its `HostName` or `HostAddress`), or
     /// the first entry as Cisco's client picks it. The error says what is
     /// there instead.
@@ -183,6 +209,18 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
                     }
                     root = Some(name.clone());
                 }
+                if path.last().is_some_and(|p| p == "ClientInitialization") {
+                    let controllable = e
+                        .try_get_attribute("UserControllable")
+                        .ok()
+                        .flatten()
+                        .map(|a| truthy(String::from_utf8_lossy(&a.value).trim()));
+                    match name.as_str() {
+                        "LocalLanAccess" => p.local_lan_user_controllable = controllable,
+                        "AutoReconnect" => p.auto_reconnect_user_controllable = controllable,
+                        _ => {}
+                    }
+                }
                 if name == "HostEntry" && path.last().is_some_and(|p| p == "ServerList") {
                     host = Some(HostEntry::default());
                 }
@@ -250,6 +288,12 @@ pub fn parse(text: &str) -> Result<Profile, ProfileError> {
                         }
                         ("ClientInitialization", "AuthenticationTimeout") => {
                             p.authentication_timeout = v.parse().ok()
+                        }
+                        ("ClientInitialization", "AllowManualHostInput") => {
+                            p.allow_manual_host_input = Some(truthy(v))
+                        }
+                        ("ClientInitialization", "StrictCertificateTrust") => {
+                            p.strict_certificate_trust = Some(truthy(v))
                         }
                         _ => {}
                     }
@@ -349,6 +393,26 @@ mod tests {
         assert!(h.standard_auth_only);
         assert_eq!(h.auth_method.as_deref(), Some("EAP-MSCHAPv2"));
         assert_eq!(h.ike_identity.as_deref(), Some("alice@example.com"));
+        // What the desktop app may offer: the schema's defaults, bar AutoReconnect.
+        assert!(!p.auto_reconnect_controllable());
+        assert!(p.local_lan_controllable() && p.allows_manual_host());
+        assert_eq!(p.strict_certificate_trust, None);
+    }
+
+    #[test]
+    fn user_controllable_preferences_and_local_policy() {
+        let x = "<AnyConnectProfile><ClientInitialization>\r\n\
+            <LocalLanAccess UserControllable=\"false\">true</LocalLanAccess>\r\n\
+            <AutoReconnect UserControllable=\"true\">true</AutoReconnect>\r\n\
+            <AllowManualHostInput> false </AllowManualHostInput>\r\n\
+            <StrictCertificateTrust>true</StrictCertificateTrust>\r\n\
+            </ClientInitialization></AnyConnectProfile>";
+        let p = parse(x).unwrap();
+        assert_eq!(p.local_lan_access, Some(true));
+        assert!(!p.local_lan_controllable());
+        assert!(p.auto_reconnect_controllable());
+        assert!(!p.allows_manual_host());
+        assert_eq!(p.strict_certificate_trust, Some(true));
     }
 
     #[test]

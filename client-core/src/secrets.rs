@@ -99,6 +99,18 @@ impl Keyring {
         }
     }
 
+    /// Forgets the saved password of `user` at `host` (the user unticked
+    /// "save password", or the gateway no longer allows it).
+    pub fn forget_password(&self, host: &str, user: &str) -> Result<(), String> {
+        match self
+            .entry(PASSWORD_SERVICE, &format!("{user}@{host}"))?
+            .delete_credential()
+        {
+            Ok(()) | Err(Error::NoEntry) => Ok(()),
+            Err(e) => Err(words(e)),
+        }
+    }
+
     /// Keeps the password, only when the gateway allowed saving it.
     pub fn save_password(
         &self,
@@ -150,7 +162,11 @@ mod tests {
         assert!(e.contains("SAVE_PASSWD"), "{e}");
         assert!(k.password("vpn", "alice").unwrap().is_none());
         k.save_password("vpn", "alice", &pw, true).unwrap();
-        assert_eq!(k.password("vpn", "alice").unwrap(), Some(pw));
+        assert_eq!(k.password("vpn", "alice").unwrap(), Some(pw.clone()));
+        k.forget_password("vpn", "alice").unwrap();
+        assert!(k.password("vpn", "alice").unwrap().is_none());
+        k.forget_password("vpn", "alice").unwrap();
+        k.save_password("vpn", "alice", &pw, true).unwrap();
         k.save_user("vpn", "alice").unwrap();
         k.forget("vpn").unwrap();
         assert!(k.password("vpn", "alice").unwrap().is_none());

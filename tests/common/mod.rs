@@ -17,6 +17,13 @@ use std::time::{Duration, Instant};
 pub const GW: &str = "198.51.100.1";
 pub const CL: &str = "198.51.100.2";
 
+/// The `acclient` binary under test (the CLI's tests are told where it is;
+/// other crates' tests find it beside their own binary).
+pub const ACCLIENT: &str = match option_env!("CARGO_BIN_EXE_acclient") {
+    Some(p) => p,
+    None => "acclient",
+};
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Why a test cannot run here, or None if it can.
@@ -438,7 +445,7 @@ swanctl {{
     /// `acclient ARGS` in the client namespace with this lab's state directory.
     fn acclient_cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.cl, env!("CARGO_BIN_EXE_acclient")])
+        c.args(["netns", "exec", &self.cl, ACCLIENT])
             .args(args)
             .env("ACCLIENT_STATE_DIR", self.state_dir())
             .envs(env.iter().copied());
@@ -716,4 +723,37 @@ secrets {{
 }}
 "#
     )
+}
+
+/// A system user and group made for one test, removed on drop.
+pub struct Account {
+    pub user: String,
+    group: Option<String>,
+}
+
+impl Account {
+    pub fn new(user: &str, group: Option<&str>) -> Account {
+        if let Some(g) = group {
+            must(&format!(
+                "getent group {g} >/dev/null || groupadd --system {g}"
+            ));
+        }
+        let g = group.map_or(String::new(), |g| format!("-G {g}"));
+        must(&format!(
+            "userdel -f {user} 2>/dev/null; useradd --system --no-create-home --shell /usr/sbin/nologin {g} {user}"
+        ));
+        Account {
+            user: user.into(),
+            group: group.map(str::to_string),
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = sh(&format!("userdel -f {} 2>/dev/null", self.user));
+        if let Some(g) = &self.group {
+            let _ = sh(&format!("groupdel {g} 2>/dev/null"));
+        }
+    }
 }

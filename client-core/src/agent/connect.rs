@@ -356,6 +356,8 @@ async fn pump(
                             sha256: summary.sha256,
                             pin: summary.pin,
                             reason,
+                            not_before: summary.not_before,
+                            not_after: summary.not_after,
                         },
                     ),
                     // The front end runs the wrapper, as the user: the agent

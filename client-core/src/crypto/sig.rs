@@ -46,6 +46,8 @@ pub struct CertSummary {
     pub spki_sha512_hex: String,
     /// The same, base64.
     pub spki_sha512_b64: String,
+    /// Not-before, as printed by x509-parser.
+    pub not_before: String,
     /// Not-after, as printed by x509-parser.
     pub not_after: String,
 }
@@ -107,6 +109,7 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary, CertError> {
         spki_sha512_hex: super::hex(digest::digest(&digest::SHA512, spki).as_ref()),
         spki_sha512_b64: base64::engine::general_purpose::STANDARD
             .encode(digest::digest(&digest::SHA512, spki)),
+        not_before: c.validity().not_before.to_string(),
         not_after: c.validity().not_after.to_string(),
     })
 }
@@ -194,9 +197,7 @@ fn verify_for(
 fn in_words(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
-        E::UnknownIssuer => {
-            "unknown issuer: it is not signed by a CA you trust (give it with --cafile)".into()
-        }
+        E::UnknownIssuer => "unknown issuer: it is not signed by a CA you trust".into(),
         E::CertExpired { .. } => "the certificate has expired".into(),
         E::CertNotValidYet { .. } => "the certificate is not valid yet (check the clock)".into(),
         E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {

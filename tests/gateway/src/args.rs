@@ -69,6 +69,8 @@ pub(crate) struct Knobs {
     pub(crate) resume_timeout: u64,
     /// The OTP code is good for one login only, like a real one-time password.
     pub(crate) otp_once: bool,
+    /// Allow the client to save the password (Cisco SAVE_PASSWD in the CFG_REPLY).
+    pub(crate) save_password: bool,
 }
 
 /// The first certificate of a PEM file (the shared reader of acclient-core).
@@ -144,6 +146,7 @@ pub(crate) fn parse_args() -> Args {
             "--loss" => loss = val().parse().unwrap_or_else(|_| usage("bad --loss")),
             "--otp" => knobs.otp = Some(val()),
             "--otp-once" => knobs.otp_once = true,
+            "--save-password" => knobs.save_password = true,
             "--resume-timeout" => {
                 knobs.resume_timeout = val()
                     .parse()

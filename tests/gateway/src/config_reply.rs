@@ -232,6 +232,14 @@ impl Gw {
                 value: banner.as_bytes(),
             });
         }
+        // Cisco's "save password" permission (Unity SAVE_PASSWD, 2 bytes).
+        let save = 1u16.to_be_bytes();
+        if self.a.knobs.save_password {
+            attrs.push(CfgAttribute {
+                ty: CfgAttr(cisco::SAVE_PASSWD),
+                value: &save,
+            });
+        }
         // Fault knob: a CP whose first attribute claims more bytes than there are.
         let bad_cp = [2u8, 0, 0, 0, 0, 1, 0xff, 0xff, 192, 0, 2];
         let broken = self.a.knobs.malformed.as_deref() == Some("cp");

@@ -21,6 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::eap::anyconnect::form::Field;
 
+#[cfg(feature = "ipc-client")]
+pub mod client;
+#[cfg(feature = "ipc-client")]
+pub mod known;
+
 /// The protocol version; a front end refuses an agent that speaks another.
 pub const IPC_VERSION: u32 = 1;
 /// The socket's name in the state directory.
@@ -224,6 +229,12 @@ pub enum Prompt {
         pin: String,
         /// Why it is not trusted.
         reason: String,
+        /// Valid from (x509 time as text).
+        #[serde(default)]
+        not_before: String,
+        /// Valid until.
+        #[serde(default)]
+        not_after: String,
     },
     /// The login banner: accept to stay connected.
     Banner {
