@@ -41,6 +41,7 @@ fn flow_child() {
     match flow.as_str() {
         "password" => password_flow(&mut h),
         "group_otp" => group_otp_flow(&mut h),
+        "new_password" => new_password_flow(&mut h),
         "banner" => banner_flow(&mut h),
         "certificate" => certificate_flow(&mut h),
         "save_password" => save_password_flow(&mut h),
@@ -271,6 +272,24 @@ fn group_otp_flow(h: &mut H) {
     click(h, "OK");
     wait_for(h, "Enter the code from your token.", 20);
     type_into(h, "Code:", "123456");
+    click(h, "OK");
+    wait_for(h, "Connected to Lab HQ.", 30);
+    click(h, "Disconnect");
+    wait_for(h, "Disconnected.", 20);
+}
+
+/// "Password expired": a second round with a new password and its
+/// confirmation, as the gateway's form asks.
+fn new_password_flow(h: &mut H) {
+    wait_for(h, "Ready to connect.", 10);
+    click(h, "Connect");
+    wait_for(h, "Username:", 20);
+    type_into(h, "Username:", "alice");
+    type_into(h, "Password:", "pw");
+    click(h, "OK");
+    wait_for(h, "Your password has expired. Choose a new one.", 20);
+    type_into(h, "New Password:", "n3w-Pw");
+    type_into(h, "Verify Password:", "n3w-Pw");
     click(h, "OK");
     wait_for(h, "Connected to Lab HQ.", 30);
     click(h, "Disconnect");
@@ -647,6 +666,17 @@ impl Gui {
     }
 }
 
+/// A [`Gui`] lab, or a printed reason to skip (not root, no keyring, no lavapipe).
+macro_rules! gui_or_skip {
+    ($tag:expr, $in_group:expr, $trust:expr) => {{
+        if !have_keyring() {
+            return;
+        }
+        let lab = lab_or_skip!($tag);
+        Gui::new(lab, $in_group, $trust)
+    }};
+}
+
 fn have_keyring() -> bool {
     let ok = Path::new("/usr/bin/gnome-keyring-daemon").exists()
         && Path::new("/usr/bin/dbus-run-session").exists()
@@ -659,11 +689,7 @@ fn have_keyring() -> bool {
 
 #[test]
 fn connect_with_a_password_statistics_and_disconnect() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-pw");
-    let mut g = Gui::new(lab, true, true);
+    let mut g = gui_or_skip!("gui-pw", true, true);
     g.lab
         .start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
     let before = g.lab.client_net_state();
@@ -690,11 +716,7 @@ fn connect_with_a_password_statistics_and_disconnect() {
 
 #[test]
 fn group_selection_and_one_time_code() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-otp");
-    let mut g = Gui::new(lab, true, true);
+    let mut g = gui_or_skip!("gui-otp", true, true);
     g.lab.start_acgateway(&[
         "--user",
         "alice:pw",
@@ -719,12 +741,21 @@ fn group_selection_and_one_time_code() {
 }
 
 #[test]
+fn expired_password_changed_in_a_second_round() {
+    let mut g = gui_or_skip!("gui-newpw", true, true);
+    g.lab
+        .start_acgateway(&["--user", "alice:pw", "--expire-password", "--tun", "acgw0"]);
+    let before = g.lab.client_net_state();
+    g.agent();
+    g.flow("new_password");
+    let log = g.lab.acgw_log();
+    assert!(log.contains("user 'alice' authenticated"), "{log}");
+    assert_eq!(g.lab.client_net_state(), before);
+}
+
+#[test]
 fn banner_accepted_then_refused() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-banner");
-    let mut g = Gui::new(lab, true, true);
+    let mut g = gui_or_skip!("gui-banner", true, true);
     g.lab.start_acgateway(&[
         "--user",
         "alice:pw",
@@ -742,11 +773,7 @@ fn banner_accepted_then_refused() {
 
 #[test]
 fn untrusted_certificate_refused_then_accepted_and_remembered() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-cert");
-    let mut g = Gui::new(lab, true, false);
+    let mut g = gui_or_skip!("gui-cert", true, false);
     g.lab
         .start_acgateway(&["--user", "alice:pw", "--tun", "acgw0"]);
     let before = g.lab.client_net_state();
@@ -763,11 +790,7 @@ fn untrusted_certificate_refused_then_accepted_and_remembered() {
 
 #[test]
 fn password_saved_only_where_allowed_and_asked() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-savepw");
-    let mut g = Gui::new(lab, true, true);
+    let mut g = gui_or_skip!("gui-savepw", true, true);
     g.lab.start_acgateway(&[
         "--user",
         "alice:s3cret-Pw",
@@ -793,11 +816,7 @@ fn password_saved_only_where_allowed_and_asked() {
 
 #[test]
 fn no_agent_and_not_in_the_group_are_explained() {
-    if !have_keyring() {
-        return;
-    }
-    let lab = lab_or_skip!("gui-noagent");
-    let mut g = Gui::new(lab, false, true);
+    let mut g = gui_or_skip!("gui-noagent", false, true);
     g.flow("no_agent");
     g.agent();
     g.flow("not_in_group");
