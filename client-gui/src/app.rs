@@ -92,6 +92,8 @@ pub struct App {
     /// "Save password" on the login form.
     pub(crate) save_password: bool,
     pub(crate) tray: Option<TrayHandle>,
+    /// The user name typed for a standard EAP login.
+    pub(crate) user_input: String,
     ctx: egui::Context,
 }
 
@@ -133,6 +135,7 @@ impl App {
             attempt: Attempt::default(),
             save_password: false,
             tray,
+            user_input: String::new(),
             ctx: ctx.clone(),
         };
         app.lookup_selected();
@@ -157,8 +160,16 @@ impl App {
         }
     }
 
+    /// Whether the picked host logs in with a standard EAP method (the
+    /// user name is then asked before connecting, as Cisco's client does).
+    pub(crate) fn standard_login(&self) -> bool {
+        self.host()
+            .is_some_and(|h| !h.entry.login().eq_ignore_ascii_case("EAP-AnyConnect"))
+    }
+
     pub(crate) fn lookup_selected(&mut self) {
         let l = self.label();
+        self.user_input = self.users.get(&l).cloned().unwrap_or_default();
         if !l.is_empty() && !self.users.contains_key(&l) {
             self.keys.send(KeyCmd::Lookup(l));
         }
@@ -177,6 +188,9 @@ impl App {
                     password,
                 } => {
                     if let Some(u) = user {
+                        if host == self.label() && self.user_input.is_empty() {
+                            self.user_input = u.clone();
+                        }
                         self.users.insert(host.clone(), u);
                     }
                     if let Some(p) = password {
@@ -366,6 +380,11 @@ impl App {
                 r.pins = h.entry.pins.clone();
                 let login = h.entry.login();
                 if !login.eq_ignore_ascii_case("EAP-AnyConnect") {
+                    let u = self.user_input.trim();
+                    if u.is_empty() {
+                        return Err(format!("Type your user name for {label}."));
+                    }
+                    r.user = Some(u.to_string());
                     r.anyconnect = false;
                     r.eap = vec![login
                         .to_ascii_lowercase()

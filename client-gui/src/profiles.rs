@@ -38,6 +38,12 @@ impl Host {
                 self.name
             ));
         }
+        if self.entry.login().eq_ignore_ascii_case("IKE-RSA") {
+            return Some(format!(
+                "{} logs in with a client certificate (IKE-RSA), which the app does not pick yet; use `acclient connect --cert`",
+                self.name
+            ));
+        }
         if self.entry.login().eq_ignore_ascii_case("IKE-PSK") {
             return Some(format!(
                 "{} logs in with a pre-shared key, which the app does not ask for; use `acclient connect --psk-file`",

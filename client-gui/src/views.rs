@@ -165,7 +165,13 @@ fn main_window(app: &mut App, ui: &mut egui::Ui) {
                 ui.colored_label(ui.visuals().warn_fg_color, why);
             }
         }
-        if let Some(u) = app.users.get(&app.label()) {
+        if app.standard_login() {
+            ui.horizontal(|ui| {
+                let l = ui.label("User name");
+                ui.add(egui::TextEdit::singleline(&mut app.user_input).desired_width(220.0))
+                    .labelled_by(l.id);
+            });
+        } else if let Some(u) = app.users.get(&app.label()) {
             ui.label(RichText::new(format!("User: {u} (remembered in your keyring)")).weak());
         }
     });

@@ -42,6 +42,7 @@ fn flow_child() {
         "password" => password_flow(&mut h),
         "group_otp" => group_otp_flow(&mut h),
         "new_password" => new_password_flow(&mut h),
+        "standard_eap" => standard_eap_flow(&mut h),
         "banner" => banner_flow(&mut h),
         "certificate" => certificate_flow(&mut h),
         "save_password" => save_password_flow(&mut h),
@@ -294,6 +295,26 @@ fn new_password_flow(h: &mut H) {
     wait_for(h, "Connected to Lab HQ.", 30);
     click(h, "Disconnect");
     wait_for(h, "Disconnected.", 20);
+}
+
+/// A standard IKEv2 gateway (strongSwan, EAP-MSCHAPv2) from a profile with
+/// StandardAuthenticationOnly: the user name on the main window, the
+/// password prompt, connected, disconnected.
+fn standard_eap_flow(h: &mut H) {
+    wait_for(h, "Ready to connect.", 10);
+    click(h, "Connect");
+    wait_for(h, "Type your user name for Lab strongSwan.", 5);
+    type_into(h, "User name", "alice");
+    click(h, "Connect");
+    wait_for(h, "Password for alice", 20);
+    type_into(h, "Password for alice", "alice-password");
+    click(h, "OK");
+    wait_for(h, "Connected to Lab strongSwan.", 30);
+    click(h, "Disconnect");
+    wait_for(h, "Disconnected.", 20);
+    // Remembered for the next time.
+    wait_for(h, "Ready to connect.", 5);
+    assert_eq!(value_of(h, "User name"), "alice");
 }
 
 /// The banner, accepted; then refused, which disconnects.
@@ -750,6 +771,27 @@ fn expired_password_changed_in_a_second_round() {
     g.flow("new_password");
     let log = g.lab.acgw_log();
     assert!(log.contains("user 'alice' authenticated"), "{log}");
+    assert_eq!(g.lab.client_net_state(), before);
+}
+
+#[test]
+fn standard_ikev2_with_eap_mschapv2_against_strongswan() {
+    let mut g = gui_or_skip!("gui-eap", true, true);
+    std::fs::write(
+        g.home.join(".config/acclient/profiles/lab.xml"),
+        format!(
+            "<AnyConnectProfile><ServerList><HostEntry><HostName>Lab strongSwan</HostName><HostAddress>{GW}</HostAddress>\
+             <PrimaryProtocol>IPsec<StandardAuthenticationOnly>true<AuthMethodDuringIKENegotiation>EAP-MSCHAPv2</AuthMethodDuringIKENegotiation>\
+             </StandardAuthenticationOnly></PrimaryProtocol></HostEntry></ServerList></AnyConnectProfile>"
+        ),
+    )
+    .unwrap();
+    g.lab.start_eap_gateway("gw.crt");
+    let before = g.lab.client_net_state();
+    g.agent();
+    g.flow("standard_eap");
+    let log = g.lab.gw_log();
+    assert!(log.contains("EAP method EAP_MSCHAPV2 succeeded"), "{log}");
     assert_eq!(g.lab.client_net_state(), before);
 }
 
