@@ -34,6 +34,7 @@ pub mod routes;
 pub mod secrets;
 pub mod settings;
 pub mod status;
+pub mod stdio;
 mod timer;
 pub mod wire;
 

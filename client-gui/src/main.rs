@@ -1,6 +1,7 @@
 //! `acclient-gui`: the desktop app. Runs as the user; acclientd (root)
 //! owns the tunnel.
 
+use acclient_core::stdio::line as say;
 use acclient_gui::egui;
 use clap::Parser;
 
@@ -75,8 +76,11 @@ impl eframe::App for Shell {
                         h as u32,
                         image::ExtendedColorType::Rgba8,
                     ) {
-                        Ok(()) => eprintln!("acclient-gui: wrote {}", path.display()),
-                        Err(e) => eprintln!("acclient-gui: cannot write {}: {e}", path.display()),
+                        Ok(()) => say(format_args!("acclient-gui: wrote {}", path.display())),
+                        Err(e) => say(format_args!(
+                            "acclient-gui: cannot write {}: {e}",
+                            path.display()
+                        )),
                     }
                     c.send_viewport_cmd(egui::ViewportCommand::Close);
                     c.request_repaint();
@@ -97,12 +101,12 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| acclient_core::stdio::QuietStderr)
         .init();
     if nix::unistd::geteuid().is_root() {
-        eprintln!(
+        say(format_args!(
             "acclient-gui: run the app as your own user, not root; acclientd does what needs root"
-        );
+        ));
         return std::process::ExitCode::from(1);
     }
     let opts = eframe::NativeOptions {
@@ -143,7 +147,7 @@ fn main() -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("acclient-gui: cannot open the window: {e}");
+            say(format_args!("acclient-gui: cannot open the window: {e}"));
             std::process::ExitCode::from(1)
         }
     }

@@ -291,7 +291,9 @@ fn new_password_flow(h: &mut H) {
     wait_for(h, "Your password has expired. Choose a new one.", 20);
     type_into(h, "New Password:", "n3w-Pw");
     type_into(h, "Verify Password:", "n3w-Pw");
-    click(h, "OK");
+    // Enter in the last field submits the form, as in any login dialog.
+    h.key_press(egui::Key::Enter);
+    h.step();
     wait_for(h, "Connected to Lab HQ.", 30);
     click(h, "Disconnect");
     wait_for(h, "Disconnected.", 20);
@@ -793,6 +795,24 @@ fn standard_ikev2_with_eap_mschapv2_against_strongswan() {
     let log = g.lab.gw_log();
     assert!(log.contains("EAP method EAP_MSCHAPV2 succeeded"), "{log}");
     assert_eq!(g.lab.client_net_state(), before);
+}
+
+/// A stderr whose reader is gone (EPIPE: a launcher's pipe closed) never
+/// panics the app: as root it refuses to start with exit code 1, not the
+/// 101 of a panicking `eprintln!` (what it did before).
+#[test]
+fn closed_stderr_never_panics() {
+    if !nix::unistd::geteuid().is_root() {
+        return eprintln!("SKIPPED: the root refusal is the path tried, and needs root");
+    }
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    let o = Command::new(env!("CARGO_BIN_EXE_acclient-gui"))
+        .stderr(w)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(o.code(), Some(1), "{o:?}");
 }
 
 #[test]

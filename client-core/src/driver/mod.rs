@@ -74,23 +74,7 @@ pub fn bind_unix(
     r
 }
 
-/// A log writer for stderr that never fails: a closed stderr (`2>&1 |
-/// head -1`, a closed terminal) must not panic the logger and skip a
-/// teardown. For `tracing_subscriber::fmt().with_writer(|| QuietStderr)`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct QuietStderr;
-
-impl io::Write for QuietStderr {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let _ = io::stderr().write_all(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let _ = io::stderr().flush();
-        Ok(())
-    }
-}
+pub use crate::stdio::QuietStderr;
 
 /// A request from the front end.
 #[derive(Debug)]
