@@ -82,7 +82,7 @@ impl LocalAnswers {
 
 pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     tracing::debug!("probe: reading settings");
-    let p = plan(&a)?;
+    let p = plan_off_runtime(&a).await?;
     // Held until the tunnel is down (dropped at the end of this function).
     let _state_lock = if a.until_signal {
         Some(driver::netconfig::lock_state(
@@ -96,7 +96,14 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     let is_root = nix::unistd::geteuid().is_root();
     let ike_port = a.source_port.unwrap_or(if is_root { 500 } else { 0 });
     let nat_port = if ike_port == 500 { 4500 } else { 0 };
-    let socks = Sockets::bind(p.gateway, 4500, a.source, ike_port, nat_port)
+    let ep = driver::Endpoint {
+        gateway: p.gateway,
+        source: a.source,
+        ike_port,
+        nat_port,
+    };
+    let socks = ep
+        .bind()
         .await
         .with_context(|| format!("cannot open UDP sockets towards {}", p.gateway))?;
     let local = socks.local_addr()?;
@@ -142,14 +149,9 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
     // The profile's CertificatePinList, and pins the user accepted before.
     s.trust.pins.extend(p.pins.iter().cloned());
     s.trust.pins.extend(remembered_pins(&p));
-    s.trust.unix_time = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     tracing::debug!("probe: settings ready");
     let base = s.clone();
-    let session =
-        Session::new(s, Box::new(SystemRng), Instant::now()).map_err(|e| anyhow!("{e}"))?;
+    let session = driver::new_session(s).map_err(|e| anyhow!("{e}"))?;
     tracing::debug!("probe: session created");
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -160,14 +162,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         host: Some(p.label.clone()),
     };
     let tunnel = if a.until_signal {
-        let parse = |v: &[String], what: &str| -> Result<Vec<Prefix>> {
-            v.iter()
-                .map(|x| {
-                    Prefix::parse(x)
-                        .ok_or_else(|| anyhow!("--{what} {x:?} is not an address/length prefix"))
-                })
-                .collect()
-        };
+        let parse = |v: &[String], what: &str| Prefix::parse_all(v, what).map_err(|e| anyhow!(e));
         let opts = TunnelOptions {
             interface: a.connect.interface.clone(),
             routes: RouteOptions {
@@ -176,8 +171,8 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
                 } else {
                     a.connect.local_lan || p.local_lan.unwrap_or(true)
                 },
-                include: parse(&a.connect.split_include, "split-include")?,
-                exclude: parse(&a.connect.split_exclude, "split-exclude")?,
+                include: parse(&a.connect.split_include, "--split-include")?,
+                exclude: parse(&a.connect.split_exclude, "--split-exclude")?,
                 ipv6_bypass: a.connect.allow_ipv6_bypass,
             },
             dns: !a.connect.no_dns,
@@ -200,21 +195,7 @@ pub(crate) async fn probe(a: ConnectArgs) -> Result<i32> {
         Tunnel::new(None)
     };
     let reconnect = if a.until_signal && !a.no_reconnect && p.auto_reconnect != Some(false) {
-        let (gw, src) = (p.gateway, a.source);
-        let make: driver::Reconnect = Box::new(move |resume| {
-            let mut st = base.clone();
-            if let AuthMethod::AnyConnect(ac) = &mut st.auth {
-                ac.resume = resume;
-            }
-            Box::pin(async move {
-                let socks = Sockets::bind(gw, 4500, src, ike_port, nat_port).await?;
-                socks.grow_buffers(4 << 20);
-                st.local = socks.local_addr()?;
-                let sess = Session::new(st, Box::new(SystemRng), Instant::now())
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                Ok((sess, socks))
-            })
-        });
+        let make = driver::reconnector(base, ep);
         Some((
             make,
             driver::ReconnectPolicy {

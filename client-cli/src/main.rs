@@ -8,7 +8,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 // Writing to a closed stderr or stdout (`acclient … 2>&1 | head -1`, a
 // closed terminal) must never panic and skip the teardown: these shadow
@@ -66,14 +66,14 @@ use prompt::{fill_form, host_scan, prompt_line, restore_tty, FormText, StdinPass
 use report::{print_connected, print_result, status_cmd, status_json};
 use signals::*;
 
-use acclient_core::crypto::{Secret, SystemRng};
-use acclient_core::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
+use acclient_core::crypto::Secret;
+use acclient_core::driver::{self, Command, DriverOptions, Tunnel, TunnelOptions};
 use acclient_core::eap::anyconnect::form::{Field, FieldKind, FormError};
 use acclient_core::eap::EapType;
 use acclient_core::routes::{Prefix, RouteOptions};
 use acclient_core::settings::{limits, AnyConnectClient, ANYCONNECT_IDENTITY};
 use acclient_core::{
-    Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Session, Settings,
+    Answer, AuthMethod, DisconnectReason, Event, Identity, Progress, PromptKind, Settings,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -590,7 +590,7 @@ async fn stdin_password() -> Result<Secret> {
 }
 
 async fn connect_via_agent(agent: agent_client::Agent, a: ConnectArgs) -> Result<i32> {
-    let p = plan(&a)?;
+    let p = plan_off_runtime(&a).await?;
     let req = connect_request(&a, &p)?;
     let first = if a.passwd_on_stdin {
         Some(stdin_password().await?)

@@ -175,6 +175,16 @@ pub(crate) fn suspend_policy(behavior: Option<&str>) -> bool {
     }
 }
 
+/// [`plan`] on a blocking thread: it resolves the gateway's name and may ask
+/// for a key's passphrase at the terminal, and neither may hold up the
+/// runtime thread (signals, the agent link, a tunnel's teardown).
+pub(crate) async fn plan_off_runtime(a: &ConnectArgs) -> Result<Plan> {
+    let a = a.clone();
+    tokio::task::spawn_blocking(move || plan(&a))
+        .await
+        .map_err(|e| anyhow!("settings task: {e}"))?
+}
+
 pub(crate) fn plan(a: &ConnectArgs) -> Result<Plan> {
     let mut profile_pins = Vec::new();
     let mut prefs = (None, None);

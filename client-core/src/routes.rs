@@ -93,6 +93,17 @@ impl Prefix {
         Some([lo, Prefix::new(hi, self.len + 1)?])
     }
 
+    /// Every prefix of `v`, or an error naming the first that is not one
+    /// (`what` says where it came from: a flag, a request field).
+    pub fn parse_all(v: &[String], what: &str) -> Result<Vec<Prefix>, String> {
+        v.iter()
+            .map(|x| {
+                Prefix::parse(x)
+                    .ok_or_else(|| format!("{what} {x:?} is not an address/length prefix"))
+            })
+            .collect()
+    }
+
     /// Parses `ADDR/LEN` (or a bare address as a host prefix).
     pub fn parse(s: &str) -> Option<Prefix> {
         match s.split_once('/') {

@@ -11,21 +11,21 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use super::{lock, Active, AgentOptions, Phase, State};
-use crate::crypto::{Secret, SystemRng};
-use crate::driver::{self, Command, DriverOptions, Sockets, Tunnel, TunnelOptions};
+use crate::crypto::Secret;
+use crate::driver::{self, Command, DriverOptions, Tunnel, TunnelOptions};
 use crate::eap::anyconnect::form::Form;
 use crate::eap::EapType;
 use crate::event::{Event as CoreEvent, Progress, PromptId, PromptKind};
 use crate::ipc::{self, ConnectRequest, Event, Prompt, Reply};
 use crate::routes::{Prefix, RouteOptions};
 use crate::settings::{AnyConnectClient, AuthMethod, ClientCert, Identity, ANYCONNECT_IDENTITY};
-use crate::{Answer, Session, Settings};
+use crate::{Answer, Settings};
 
 /// Prompt ids the agent makes itself (the banner) start here, above the
 /// session's own.
@@ -174,19 +174,8 @@ fn settings(req: &ConnectRequest, gateway: SocketAddr) -> Result<Settings, Strin
         }
     }
     s.trust.pins = req.pins.clone();
-    s.trust.unix_time = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     s.validate()?;
     Ok(s)
-}
-
-fn prefixes(v: &[String], what: &str) -> Result<Vec<Prefix>, String> {
-    v.iter()
-        .map(|x| {
-            Prefix::parse(x).ok_or_else(|| format!("{what} {x:?} is not an address/length prefix"))
-        })
-        .collect()
 }
 
 /// Starts the session for front end `owner`; returns once it is running
@@ -205,8 +194,8 @@ pub(super) async fn start(
         interface,
         routes: RouteOptions {
             local_lan: req.local_lan,
-            include: prefixes(&req.split_include, "split-include")?,
-            exclude: prefixes(&req.split_exclude, "split-exclude")?,
+            include: Prefix::parse_all(&req.split_include, "split-include")?,
+            exclude: Prefix::parse_all(&req.split_exclude, "split-exclude")?,
             ipv6_bypass: req.allow_ipv6_bypass,
         },
         dns: !req.no_dns,
@@ -214,7 +203,14 @@ pub(super) async fn start(
         state_dir: opts.state_dir.clone(),
         mtu: req.mtu,
     };
-    let socks = Sockets::bind(gateway, 4500, None, 500, 4500)
+    let ep = driver::Endpoint {
+        gateway,
+        source: None,
+        ike_port: 500,
+        nat_port: 4500,
+    };
+    let socks = ep
+        .bind()
         .await
         .map_err(|e| format!("cannot open UDP sockets towards {gateway}: {e}"))?;
     socks.grow_buffers(4 << 20);
@@ -222,8 +218,7 @@ pub(super) async fn start(
     let tunnel = Tunnel::open(topts)
         .await
         .map_err(|e| format!("cannot create the tunnel device: {e}"))?;
-    let session = Session::new(base.clone(), Box::new(SystemRng), Instant::now())
-        .map_err(|e| e.to_string())?;
+    let session = driver::new_session(base.clone()).map_err(|e| e.to_string())?;
     let give_up_after = match req.reconnect_timeout {
         None => Duration::from_secs(600),
         Some(s) if crate::settings::limits::RECONNECT_TIMEOUT_S.contains(&s) => {
@@ -236,20 +231,7 @@ pub(super) async fn start(
         }
     };
     let reconnect = req.reconnect.then(|| {
-        let make: driver::Reconnect = Box::new(move |resume| {
-            let mut st = base.clone();
-            if let AuthMethod::AnyConnect(ac) = &mut st.auth {
-                ac.resume = resume;
-            }
-            Box::pin(async move {
-                let socks = Sockets::bind(gateway, 4500, None, 500, 4500).await?;
-                socks.grow_buffers(4 << 20);
-                st.local = socks.local_addr()?;
-                let sess = Session::new(st, Box::new(SystemRng), Instant::now())
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                Ok((sess, socks))
-            })
-        });
+        let make = driver::reconnector(base, ep);
         (make, driver::ReconnectPolicy { give_up_after })
     });
     let dopts = DriverOptions {

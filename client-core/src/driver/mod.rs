@@ -30,6 +30,7 @@ pub mod resolved;
 mod script;
 mod sleep;
 mod sockets;
+mod start;
 mod status;
 pub mod tun;
 mod tunnel;
@@ -38,6 +39,7 @@ pub mod udp;
 pub use script::script_env;
 pub use sleep::SleepDetector;
 pub use sockets::Sockets;
+pub use start::{new_session, reconnector, Endpoint};
 pub use status::{
     ChildStatus, CiscoStatus, DpdStatus, EspStatus, IkeStatus, Lifetimes, ReconnectStatus, Status,
     UnknownAttribute, STATUS_VERSION,
