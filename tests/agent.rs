@@ -107,18 +107,7 @@ fn journey(mut lab: Lab, acclient: &str, acclientd: &str) {
     let before = lab.client_net_state();
     start_agent_bin(&mut lab, &group, acclientd);
     let ca = lab.ca("ca.crt");
-    let connect = [
-        "connect",
-        "--server",
-        GW,
-        "--anyconnect",
-        "--user",
-        "alice",
-        "--passwd-on-stdin",
-        "--cafile",
-        &ca,
-        "--background",
-    ];
+    let connect = anyconnect_args("connect", &ca, &["--background"]);
     let (code, out) = as_user(&lab, &member.user, &connect, "pw\n");
     assert_eq!(code, 0, "{out}\nagent: {}", lab.log_of("agent"));
     assert!(out.contains("in the background"), "{out}");
@@ -523,13 +512,7 @@ fn background_connect_with_a_banner_returns() {
         lab.log_of("bg"),
         lab.log_of("agent")
     );
-    let t = Instant::now();
-    let mut code = None;
-    while code.is_none() && t.elapsed() < Duration::from_secs(5) {
-        code = lab.exit_code(pid);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(code, Some(0), "{}", lab.log_of("bg"));
+    assert_eq!(lab.wait_exit(pid, 5), Some(0), "{}", lab.log_of("bg"));
     assert!(lab.log_of("bg").contains("Authorized use only"));
     let (code, out, _, _) = lab.acclient(&["disconnect"], "");
     assert_eq!(code, 0, "{out}");

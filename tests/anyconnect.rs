@@ -214,14 +214,8 @@ fn lossy_gateway_still_connects() {
 fn profile_selects_anyconnect_and_group() {
     let mut lab = lab_or_skip!("acprof");
     lab.start_acgateway(&["--user", "carol:pw", "--group", "ENG", "--group", "OPS"]);
-    let prof = lab.dir.join("corp.xml");
-    std::fs::write(
-        &prof,
-        format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>{GW}</HostAddress><UserGroup>OPS</UserGroup><PrimaryProtocol>IPsec</PrimaryProtocol></HostEntry></ServerList></AnyConnectProfile>"),
-    )
-    .unwrap();
     let ca = lab.ca("ca.crt");
-    let p = prof.display().to_string();
+    let p = lab.write_file("corp.xml", &format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>{GW}</HostAddress><UserGroup>OPS</UserGroup><PrimaryProtocol>IPsec</PrimaryProtocol></HostEntry></ServerList></AnyConnectProfile>"));
     let (code, _, err, _) = lab.acclient(
         &[
             "probe",
@@ -847,14 +841,8 @@ fn backup_server_after_no_answer_within_the_authentication_timeout() {
         gw = lab.gw
     ));
     lab.start_acgateway(&["--user", "alice:pw"]);
-    let prof = lab.dir.join("backup.xml");
-    std::fs::write(
-        &prof,
-        format!("<AnyConnectProfile><ClientInitialization><AuthenticationTimeout>10</AuthenticationTimeout></ClientInitialization><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>198.51.100.3</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><BackupServerList><HostAddress>{GW}</HostAddress></BackupServerList></HostEntry></ServerList></AnyConnectProfile>"),
-    )
-    .unwrap();
     let ca = lab.ca("ca.crt");
-    let p = prof.display().to_string();
+    let p = lab.write_file("backup.xml", &format!("<AnyConnectProfile><ClientInitialization><AuthenticationTimeout>10</AuthenticationTimeout></ClientInitialization><ServerList><HostEntry><HostName>Corp</HostName><HostAddress>198.51.100.3</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><BackupServerList><HostAddress>{GW}</HostAddress></BackupServerList></HostEntry></ServerList></AnyConnectProfile>"));
     let (code, out, err, _) = lab.acclient(
         &[
             "probe",
@@ -983,13 +971,7 @@ fn profile_and_remembered_pins() {
         .trim_end_matches([')', ','])
         .to_string();
     let spki = must(&format!("openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha512 -hex | awk '{{print $2}}'", lab.ca("gw.crt")));
-    let prof = lab.dir.join("pinned.xml");
-    std::fs::write(
-        &prof,
-        format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Pinned</HostName><HostAddress>{GW}</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><CertificatePinList><Pin Subject=\"vpn\">{}</Pin></CertificatePinList></HostEntry></ServerList></AnyConnectProfile>", spki.trim()),
-    )
-    .unwrap();
-    let p = prof.display().to_string();
+    let p = lab.write_file("pinned.xml", &format!("<AnyConnectProfile><ServerList><HostEntry><HostName>Pinned</HostName><HostAddress>{GW}</HostAddress><PrimaryProtocol>IPsec</PrimaryProtocol><CertificatePinList><Pin Subject=\"vpn\">{}</Pin></CertificatePinList></HostEntry></ServerList></AnyConnectProfile>", spki.trim()));
     let (code, _, err, _) = lab.acclient(
         &[
             "probe",

@@ -615,14 +615,7 @@ fn reconnect_timeout_gives_up() {
         "{}",
         lab.log_of("c")
     );
-    let mut code = None;
-    for _ in 0..300 {
-        code = lab.exit_code(pid);
-        if code.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let code = lab.wait_exit(pid, 30);
     assert_eq!(code, Some(4), "gave up with exit 4: {}", lab.log_of("c"));
     assert_eq!(lab.client_net_state(), before, "the network put back");
 }
@@ -1013,14 +1006,7 @@ fn gateway_delete_tears_down() {
         "STRONGSWAN_CONF={0}/strongswan.conf swanctl --terminate --ike vpn --timeout 5 --uri unix://{0}/charon.vici",
         d.display()
     ));
-    let t = Instant::now();
-    let code = loop {
-        if let Some(c) = lab.exit_code(pid) {
-            break c;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = lab.wait_exit(pid, 10).expect("still running");
     assert_eq!(code, 6, "{}", lab.log_of("c"));
     assert!(
         lab.log_of("c").contains("the gateway closed the session"),

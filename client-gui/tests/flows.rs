@@ -120,6 +120,31 @@ fn click(h: &mut H, name: &str) {
     h.step();
 }
 
+/// Connect from the main window; the gateway's login form comes up.
+fn start_login(h: &mut H) {
+    click(h, "Connect");
+    wait_for(h, "Username:", 20);
+}
+
+/// The first form, filled in as alice and sent.
+fn log_in(h: &mut H, password: &str) {
+    type_into(h, "Username:", "alice");
+    type_into(h, "Password:", password);
+    click(h, "OK");
+}
+
+/// Cancel the login form; the attempt ends.
+fn cancel(h: &mut H) {
+    click(h, "Cancel");
+    wait_for(h, "Ready to connect.", 20);
+}
+
+/// Disconnect, and wait until the agent says everything is put back.
+fn disconnect(h: &mut H) {
+    click(h, "Disconnect");
+    wait_for(h, "Disconnected.", 20);
+}
+
 fn type_into(h: &mut H, field: &str, text: &str) {
     let n = h.get_by_label(field);
     n.focus();
@@ -163,12 +188,9 @@ fn password_flow(h: &mut H) {
     wait_for(h, "Ready to connect.", 10);
     assert!(h.query_by_label("Server").is_some(), "the server list");
     shot(h, "main-window");
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
+    start_login(h);
     shot(h, "login");
-    type_into(h, "Username:", "alice");
-    type_into(h, "Password:", "wrong");
-    click(h, "OK");
+    log_in(h, "wrong");
     wait_for(h, "Login failed.", 20);
     assert_eq!(
         value_of(h, "Username:"),
@@ -245,20 +267,17 @@ fn password_flow(h: &mut H) {
     assert_ne!(before, after, "the statistics refresh:\n{}", shown(h));
     shot(h, "statistics");
     click(h, "Connection");
-    click(h, "Disconnect");
-    wait_for(h, "Disconnected.", 20);
+    disconnect(h);
     wait_for(h, "Ready to connect.", 5);
     // The keyring remembered the user: the next login offers it.
     wait_for(h, "User: alice (remembered in your keyring)", 10);
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
+    start_login(h);
     assert_eq!(
         value_of(h, "Username:"),
         "alice",
         "prefilled from the keyring"
     );
-    click(h, "Cancel");
-    wait_for(h, "Ready to connect.", 20);
+    cancel(h);
 }
 
 /// A group picked from the gateway's list, then a one-time code round.
@@ -268,26 +287,20 @@ fn group_otp_flow(h: &mut H) {
     wait_for(h, "GROUP:", 20);
     click(h, "GROUP:");
     click(h, "Sales");
-    type_into(h, "Username:", "alice");
-    type_into(h, "Password:", "pw");
-    click(h, "OK");
+    log_in(h, "pw");
     wait_for(h, "Enter the code from your token.", 20);
     type_into(h, "Code:", "123456");
     click(h, "OK");
     wait_for(h, "Connected to Lab HQ.", 30);
-    click(h, "Disconnect");
-    wait_for(h, "Disconnected.", 20);
+    disconnect(h);
 }
 
 /// "Password expired": a second round with a new password and its
 /// confirmation, as the gateway's form asks.
 fn new_password_flow(h: &mut H) {
     wait_for(h, "Ready to connect.", 10);
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
-    type_into(h, "Username:", "alice");
-    type_into(h, "Password:", "pw");
-    click(h, "OK");
+    start_login(h);
+    log_in(h, "pw");
     wait_for(h, "Your password has expired. Choose a new one.", 20);
     type_into(h, "New Password:", "n3w-Pw");
     type_into(h, "Verify Password:", "n3w-Pw");
@@ -295,8 +308,7 @@ fn new_password_flow(h: &mut H) {
     h.key_press(egui::Key::Enter);
     h.step();
     wait_for(h, "Connected to Lab HQ.", 30);
-    click(h, "Disconnect");
-    wait_for(h, "Disconnected.", 20);
+    disconnect(h);
 }
 
 /// A standard IKEv2 gateway (strongSwan, EAP-MSCHAPv2) from a profile with
@@ -312,8 +324,7 @@ fn standard_eap_flow(h: &mut H) {
     type_into(h, "Password for alice", "alice-password");
     click(h, "OK");
     wait_for(h, "Connected to Lab strongSwan.", 30);
-    click(h, "Disconnect");
-    wait_for(h, "Disconnected.", 20);
+    disconnect(h);
     // Remembered for the next time.
     wait_for(h, "Ready to connect.", 5);
     assert_eq!(value_of(h, "User name"), "alice");
@@ -323,18 +334,14 @@ fn standard_eap_flow(h: &mut H) {
 fn banner_flow(h: &mut H) {
     wait_for(h, "Ready to connect.", 10);
     for accept in [true, false] {
-        click(h, "Connect");
-        wait_for(h, "Username:", 20);
-        type_into(h, "Username:", "alice");
-        type_into(h, "Password:", "pw");
-        click(h, "OK");
+        start_login(h);
+        log_in(h, "pw");
         wait_for(h, "Authorized use only", 30);
         if accept {
             shot(h, "banner");
             click(h, "Accept");
             wait_for(h, "Connected to Lab HQ.", 20);
-            click(h, "Disconnect");
-            wait_for(h, "Disconnected.", 20);
+            disconnect(h);
         } else {
             click(h, "Disconnect");
             wait_for(h, "Ready to connect.", 20);
@@ -371,18 +378,13 @@ fn certificate_flow(h: &mut H) {
     wait_for(h, "Connect anyway", 20);
     click(h, "Connect anyway");
     wait_for(h, "Username:", 20);
-    type_into(h, "Username:", "alice");
-    type_into(h, "Password:", "pw");
-    click(h, "OK");
+    log_in(h, "pw");
     wait_for(h, "Connected to Lab HQ.", 30);
-    click(h, "Disconnect");
-    wait_for(h, "Disconnected.", 20);
+    disconnect(h);
     // Remembered: straight to the login form.
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
+    start_login(h);
     assert!(h.query_by_label("Untrusted server certificate").is_none());
-    click(h, "Cancel");
-    wait_for(h, "Ready to connect.", 20);
+    cancel(h);
 }
 
 /// A gateway that allows saving the password (SAVE_PASSWD): offered from the
@@ -391,8 +393,7 @@ fn save_password_flow(h: &mut H) {
     const PW: &str = "s3cret-Pw";
     wait_for(h, "Ready to connect.", 10);
     let login = |h: &mut H, tick: bool| {
-        click(h, "Connect");
-        wait_for(h, "Username:", 20);
+        start_login(h);
         type_into(h, "Username:", "alice");
         type_into(h, "Password:", PW);
         if tick {
@@ -400,15 +401,12 @@ fn save_password_flow(h: &mut H) {
         }
         click(h, "OK");
         wait_for(h, "Connected to Lab HQ.", 30);
-        click(h, "Disconnect");
-        wait_for(h, "Disconnected.", 20);
+        disconnect(h);
     };
     // First login: the app does not know yet that the gateway allows it.
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
+    start_login(h);
     assert!(h.query_by_label("Save password in my keyring").is_none());
-    click(h, "Cancel");
-    wait_for(h, "Ready to connect.", 20);
+    cancel(h);
     login(h, false);
     // Now it is offered; not ticked, nothing is saved.
     click(h, "Connect");
@@ -418,17 +416,14 @@ fn save_password_flow(h: &mut H) {
         "",
         "nothing saved without the tick"
     );
-    click(h, "Cancel");
-    wait_for(h, "Ready to connect.", 20);
+    cancel(h);
     login(h, true);
     wait_for(h, "Saved the password for Lab HQ in your keyring.", 10);
     // The next login has it filled in (from the keyring, read at start-up
     // of the next window too: a new window looks it up again).
-    click(h, "Connect");
-    wait_for(h, "Username:", 20);
+    start_login(h);
     assert_eq!(pending_value(h, "password"), PW);
-    click(h, "Cancel");
-    wait_for(h, "Ready to connect.", 20);
+    cancel(h);
 }
 
 /// The tray icon over D-Bus, as a tray host sees it: its icon follows the

@@ -543,6 +543,28 @@ swanctl {{
         }
     }
 
+    /// Waits (bounded) for `pid` to exit; its exit code, or None if it is
+    /// still running after `secs`.
+    pub fn wait_exit(&mut self, pid: u32, secs: u64) -> Option<i32> {
+        let t = Instant::now();
+        loop {
+            if let Some(c) = self.exit_code(pid) {
+                return Some(c);
+            }
+            if t.elapsed() > Duration::from_secs(secs) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes `text` to `name` in the lab directory; its path.
+    pub fn write_file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
     /// The shell line `cmd` on a pseudo-terminal (`script`) in the client
     /// namespace, fed `input` (a shell snippet printing keystrokes between
     /// sleeps), killed after `secs`. Returns the terminal's transcript.
