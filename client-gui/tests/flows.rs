@@ -371,6 +371,13 @@ fn certificate_flow(h: &mut H) {
     wait_for(h, "Ready to connect.", 20);
     click(h, "Preferences");
     wait_for(h, "Block connections to untrusted servers", 5);
+    // Only what the profile lets the user change can be changed: its
+    // AutoReconnect is not UserControllable (the schema's default), its
+    // LocalLanAccess is.
+    let disabled = |h: &H, name: &str| h.get_by_label(name).accesskit_node().is_disabled();
+    assert!(disabled(h, "Reconnect automatically"));
+    assert!(!disabled(h, "Allow local (LAN) access when using VPN"));
+    assert!(!disabled(h, "Block connections to untrusted servers"));
     shot(h, "preferences");
     click(h, "Block connections to untrusted servers");
     click(h, "Connection");
